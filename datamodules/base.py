@@ -1,0 +1,141 @@
+"""What every corrlab datamodule shares: opening and validating sources at ``setup`` (before any
+training step), the albumentations pipelines, and deterministic, per-worker seeded loaders."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from datamodules.decode import DataError
+from datamodules.sources import VALIDATION_MODES, ImageSource, open_source, validate_source
+from datamodules.synthetic import TRAIN_FAMILIES, SyntheticSource
+from datamodules.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+
+
+class SeededDataset(Dataset):
+    """A dataset whose randomness (augmentation, independent sampling) comes from its own
+    generators, re-seeded per worker and rank by :func:`seed_worker`."""
+
+    transforms: tuple = ()
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        for transform in self.transforms:
+            transform.set_random_seed(int(seed))
+
+
+def worker_seed(rank: int) -> int:
+    """A seed that differs per worker and per rank and follows ``seed_everything``."""
+    return int(np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0])
+
+
+def seed_worker(worker_id: int, rank: int) -> None:
+    """DataLoader ``worker_init_fn``: seeds Python, NumPy and the dataset's own generators."""
+    seed = worker_seed(rank)
+    random.seed(seed)
+    np.random.seed(seed)
+    get_worker_info().dataset.reseed(seed)
+
+
+def _rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base class: subclasses implement :meth:`build_datasets`.
+
+    Args:
+        batch_size: images per GPU (per process) in each training batch.
+        crop_size: side of the square crop fed to the model.
+        load_size: resize the short side to this before cropping (None: no resize).
+        flip: random horizontal flips in training.
+        num_workers: DataLoader worker processes.
+        skip_bad_images: skip unreadable / too small files with a warning instead of failing.
+        check_images: ``full`` decodes every image at setup (catches truncated files), ``header``
+            reads headers only (fast for huge sets), ``off`` skips the check.
+        allow_upscale: accept images smaller than the crop and enlarge them.
+        synthetic_images: number of images when a source is ``synthetic``.
+        synthetic_seed: dataset seed of synthetic sources.
+        num_val_images: validation images (the first ones of the training source).
+    """
+
+    def __init__(self, batch_size: int = 8, crop_size: int = 64, load_size: int | None = None,
+                 flip: bool = True, num_workers: int = 2, skip_bad_images: bool = False,
+                 check_images: str = "full", allow_upscale: bool = False,
+                 synthetic_images: int = 1024, synthetic_seed: int = 0,
+                 num_val_images: int = 64) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if check_images not in VALIDATION_MODES:
+            raise ValueError(f"check_images: '{check_images}' is not one of {VALIDATION_MODES}")
+        self.batch_size, self.crop_size, self.load_size = batch_size, crop_size, load_size
+        self.flip, self.num_workers = flip, num_workers
+        self.skip_bad_images, self.check_images = skip_bad_images, check_images
+        self.allow_upscale = allow_upscale
+        self.synthetic_images, self.synthetic_seed = synthetic_images, synthetic_seed
+        self.num_val_images = num_val_images
+        self.train_set: SeededDataset | None = None
+        self.val_set: SeededDataset | None = None
+
+    # -- sources -------------------------------------------------------------------------------
+    def open(self, source: str, families: tuple[str, ...] = TRAIN_FAMILIES,
+             num_images: int | None = None, seed_offset: int = 0) -> ImageSource:
+        if source == SYNTHETIC:
+            return SyntheticSource(num_images or self.synthetic_images,
+                                   self.load_size or self.crop_size,
+                                   self.synthetic_seed + seed_offset, families)
+        return open_source(source)
+
+    def validated(self, source: ImageSource, side_by_side: bool = False) -> list[int]:
+        """Indices of the usable images of ``source`` (raises on the first bad one)."""
+        min_side = 0 if self.allow_upscale else self.crop_size
+        return validate_source(source, min_side, self.check_images, self.skip_bad_images,
+                               side_by_side=side_by_side).good
+
+    def transform(self, train: bool, **kwargs: Any):
+        return build_transform(self.crop_size, self.load_size, train=train, flip=self.flip,
+                               **kwargs)
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def build_datasets(self) -> tuple[SeededDataset, SeededDataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set = self.build_datasets()
+            log.info("%s: %d training samples", type(self).__name__, len(self.train_set))
+            if len(self.train_set) < self.batch_size:
+                raise DataError(f"{type(self).__name__}: {len(self.train_set)} training samples "
+                                f"but batch_size is {self.batch_size}; lower batch_size.")
+
+    def _loader(self, dataset: SeededDataset, train: bool) -> DataLoader:
+        rank = _rank()
+        dataset.reseed(worker_seed(rank))  # used as is when num_workers == 0
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=train, drop_last=train,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            worker_init_fn=functools.partial(seed_worker, rank=rank))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)

@@ -1,0 +1,66 @@
+"""Albumentations pipelines built from config values.
+
+Order: resize the short side to ``load_size`` (area interpolation when shrinking, cubic when
+enlarging), crop ``crop_size`` (random for training, centre for evaluation), optional horizontal
+flip, normalise to [-1, 1], to a CHW float tensor. Extra image targets (``additional_targets``)
+get the same geometry, which is how paired data stays aligned.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+from albumentations.pytorch import ToTensorV2
+
+
+def build_transform(crop_size: int, load_size: int | None = None, train: bool = True,
+                    flip: bool = True, additional_targets: dict[str, str] | None = None
+                    ) -> A.Compose:
+    """The corrlab image pipeline; see the module docstring."""
+    if crop_size < 1:
+        raise ValueError(f"crop_size must be positive, got {crop_size}")
+    if load_size is not None and load_size < crop_size:
+        raise ValueError(f"load_size ({load_size}) must be >= crop_size ({crop_size})")
+    steps: list = []
+    if load_size is not None:
+        steps.append(ShortSideResize(load_size))
+    steps.append(A.RandomCrop(crop_size, crop_size) if train else
+                 A.CenterCrop(crop_size, crop_size))
+    if train and flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    steps += [A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), max_pixel_value=255.0),
+              ToTensorV2()]
+    return A.Compose(steps, additional_targets=additional_targets or {}, seed=0)
+
+
+class ShortSideResize(A.ImageOnlyTransform):
+    """Resize so the short side is ``size``: area interpolation when shrinking, cubic when
+    enlarging (one fixed interpolation would alias or blur one of the two cases). Deterministic,
+    so every image target of a sample (paired data) gets the same geometry."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(p=1.0)
+        self.size = size
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        height, width = img.shape[:2]
+        if min(height, width) == self.size:
+            return img
+        scale = self.size / min(height, width)
+        new_size = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        return cv2.resize(img, new_size, interpolation=interpolation)
+
+
+def to_image_tensor(image: np.ndarray):
+    """uint8 HWC -> float CHW in [-1, 1], the inverse of :func:`to_uint8`."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """Float images in [-1, 1] (CHW or NCHW tensor) -> uint8 HWC / NHWC numpy arrays."""
+    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu()
+    return array.permute(*range(array.dim() - 3), -2, -1, -3).numpy()

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Loggers write offline and quietly in tests; no test may reach the network.
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ.pop("WANDB_API_KEY", None)
+
+
+def fixtures_dir() -> Path:
+    """``CORRLAB_FIXTURES``, defaulting to ``../shared/fixtures`` beside the project root."""
+    return Path(os.environ.get("CORRLAB_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def random_image(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A nested folder of 6 valid images of mixed formats and sizes (all >= 40 px)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    specs = [("a.png", 48, 40), ("b.jpg", 64, 48), ("sub/c.PNG", 40, 56),
+             ("sub/d.bmp", 50, 50), ("sub/deeper/e.webp", 60, 44), ("f.jpeg", 45, 41)]
+    for name, width, height in specs:
+        Image.fromarray(random_image(rng, width, height)).save(root / name)
+    (root / "notes.txt").write_text("not an image")
+    return root
