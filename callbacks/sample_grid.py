@@ -1,0 +1,45 @@
+"""A grid of generated images logged every N training steps, for any module that implements
+the metrics protocol ``generate_for_metrics(batch) -> images`` (DESIGN.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torchvision.utils import make_grid
+
+from callbacks.image_logging import log_image
+
+
+class SampleGrid(L.Callback):
+    """Log ``generate_for_metrics`` of a fixed batch (the first training batch seen) as a grid.
+
+    Args:
+        every_n_steps: interval in optimizer steps (``trainer.global_step``).
+        max_images: at most this many images in the grid.
+        key: logger key.
+    """
+
+    def __init__(self, every_n_steps: int = 500, max_images: int = 16,
+                 key: str = "samples") -> None:
+        self.every_n_steps, self.max_images, self.key = every_n_steps, max_images, key
+        self.fixed_batch: Any = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.fixed_batch is None:
+            self.fixed_batch = batch
+        if trainer.global_step % self.every_n_steps == 0 or trainer.is_last_batch:
+            self.log_grid(trainer, pl_module)
+
+    @torch.no_grad()
+    def log_grid(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        was_training = pl_module.training
+        pl_module.eval()
+        images = pl_module.generate_for_metrics(self.fixed_batch)[: self.max_images]
+        pl_module.train(was_training)
+        grid = make_grid(images.float().cpu(), nrow=max(1, math.isqrt(len(images))),
+                         padding=1, pad_value=1.0)
+        log_image(trainer, self.key, grid)

@@ -1,0 +1,73 @@
+"""The ``corrlab`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with
+corrlab's run layout and default loggers, plus ``corrlab data`` (dataset conversion)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import callbacks  # noqa: F401  (registers callback classes for short class names)
+from datamodules import FewShotDataModule, PairedDataModule, UnpairedDataModule  # noqa: F401
+from experiments.loggers import LOGGER_NAMES, default_loggers
+
+
+class CorrlabCLI(LightningCLI):
+    """LightningCLI whose runs land in ``<runs_dir>/<experiment>/<version>/``.
+
+    ``--experiment`` defaults to the stem of the last ``--config`` file; ``--loggers`` picks
+    among csv, tensorboard and wandb (all by default) unless ``trainer.logger`` is given.
+    """
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            LightningModule, LightningDataModule, subclass_mode_model=True,
+            subclass_mode_data=True, seed_everything_default=0, auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True}, args=args, run=run)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--experiment", type=str | None, default=None,
+                            help="Run name; runs land in <runs_dir>/<experiment>/<version>/ "
+                                 "(default: the config file's name).")
+        parser.add_argument("--runs_dir", type=str, default="runs")
+        parser.add_argument("--version", type=str | None, default=None,
+                            help="Run version folder (default: the next version_N).")
+        parser.add_argument("--loggers", type=list[str], default=list(LOGGER_NAMES),
+                            help=f"Default loggers, any of {LOGGER_NAMES}. W&B runs offline "
+                                 "unless WANDB_API_KEY is set or WANDB_MODE=online.")
+
+    def experiment_name(self) -> str:
+        config = self.config[self.subcommand]
+        if config.get("experiment"):
+            return config["experiment"]
+        configs = config.get("config") or []
+        if configs:
+            return Path(str(configs[-1])).stem
+        return type(self.model).__name__.lower()
+
+    def instantiate_trainer(self, **kwargs):
+        config = self.config[self.subcommand]
+        trainer_config = config["trainer"]
+        experiment = self.experiment_name()
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = default_loggers(config["runs_dir"], experiment, config["loggers"],
+                                               config.get("version"))
+        if trainer_config.get("default_root_dir") is None:
+            kwargs["default_root_dir"] = str(Path(config["runs_dir"]) / experiment)
+        return super().instantiate_trainer(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``corrlab`` console script (``argv`` defaults to ``sys.argv[1:]``)."""
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] == "data":
+        from datamodules.convert import main as data_main
+
+        sys.exit(data_main(words[1:]))
+    CorrlabCLI(args=argv)
+
+
+if __name__ == "__main__":
+    main()

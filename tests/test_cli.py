@@ -1,0 +1,117 @@
+"""The ``corrlab`` command: LightningCLI configs, the run folder layout and every logger's files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from experiments.cli import main
+from tests.conftest import ROOT
+
+TINY_CONFIG = """
+model:
+  class_path: tests.tiny_module.TinyAutoencoder
+data:
+  class_path: UnpairedDataModule
+  init_args: {batch_size: 4, crop_size: 24, num_workers: 0, synthetic_images: 12}
+trainer:
+  max_steps: 6
+  log_every_n_steps: 1
+  accelerator: cpu
+  enable_progress_bar: false
+  enable_model_summary: false
+  callbacks:
+    - class_path: SampleGrid
+      init_args: {every_n_steps: 3}
+"""
+
+
+def write_config(folder: Path, text: str = TINY_CONFIG, name: str = "tiny.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_print_config_shows_every_datamodule_value(tmp_path: Path, capsys):
+    config = write_config(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--data.init_args.load_size", "32",
+              "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    data = printed["data"]
+    assert data["class_path"] == "datamodules.UnpairedDataModule"
+    assert data["init_args"]["crop_size"] == 24 and data["init_args"]["load_size"] == 32
+    assert data["init_args"]["check_images"] == "full"  # defaults are shown too
+    assert printed["seed_everything"] == 0 and "deterministic" in printed["trainer"]
+    assert printed["loggers"] == ["csv", "tensorboard", "wandb"]
+
+
+def test_mistyped_config_key_is_rejected_before_training(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, TINY_CONFIG.replace("crop_size", "crop_sise"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config)])
+    assert exit_info.value.code != 0
+    message = capsys.readouterr().err
+    assert "Option 'crop_sise' is not accepted" in message
+    assert "datamodules.UnpairedDataModule" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def run_corrlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
+    return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_fit_writes_scalars_and_images_to_every_logger(tmp_path: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = write_config(tmp_path)
+    result = run_corrlab(["fit", "--config", str(config)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "tiny" / "version_0"
+    assert (run_dir / "config.yaml").is_file()
+    assert list((run_dir / "checkpoints").glob("*.ckpt"))
+
+    # CSV: scalars in metrics.csv, images as PNG files
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert "train/l1" in rows[0].split(",") and len(rows) >= 7
+    pngs = sorted((run_dir / "images" / "samples").glob("*.png"))
+    assert len(pngs) >= 2 and Image.open(pngs[0]).mode == "RGB"
+
+    # TensorBoard: scalar and image tags in the event file
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert "train/l1" in events.Tags()["scalars"] and len(events.Scalars("train/l1")) >= 6
+    assert "samples" in events.Tags()["images"]
+
+    # W&B (offline): the run's record file holds the scalar, the media folder the images
+    wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1
+    record = next(wandb_runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"train/l1" in record
+    assert list((wandb_runs[0] / "files" / "media" / "images").glob("samples_*.png"))
+
+    # a second run gets the next version folder
+    result = run_corrlab(["fit", "--config", str(config), "--loggers", "[csv]",
+                          "--trainer.max_steps", "1"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = tmp_path / "runs" / "tiny" / "version_1"
+    assert (second / "metrics.csv").is_file() and not (second / "wandb").exists()
+    assert yaml.safe_load((second / "config.yaml").read_text())["trainer"]["max_steps"] == 1
+
+
+def test_data_subcommand_is_reachable_from_corrlab(image_folder: Path, tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "convert", str(image_folder), str(tmp_path / "set.zip")])
+    assert exit_info.value.code == 0
+    assert '"images": 6' in capsys.readouterr().out
+    assert (tmp_path / "set.zip").is_file()
