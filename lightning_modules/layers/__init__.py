@@ -1,0 +1,2 @@
+"""Shared building blocks in pure PyTorch: ops, modulation layers, StyleGAN2 networks, losses
+and EMA."""

@@ -1,0 +1,176 @@
+"""Modulation layers: how a style or condition steers a feature map.
+
+* :class:`ModulatedConv2d` - StyleGAN2 weight modulation / demodulation (Karras et al. 2020,
+  Eq. 1-3), one grouped convolution for the whole batch.
+* :class:`AdaIN` - adaptive instance normalisation (Huang & Belongie 2017, Eq. 8).
+* :class:`FiLM` - feature-wise affine modulation (Perez et al. 2018, Eq. 1-2).
+* :class:`SFT` - spatial feature transform (Wang et al. 2018, Eq. 3).
+* :class:`SPADE` - spatially-adaptive normalisation (Park et al. 2019, Eq. 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_modules.layers.ops import Blur, EqualLinear
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are scaled per input channel by a style, then (optionally)
+    demodulated so each output channel has unit expected variance:
+
+    ``w'_ijk = s_i * w_ijk``, ``w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps)``.
+
+    ``upsample`` runs a stride-2 transposed convolution followed by a FIR blur; ``downsample``
+    blurs first and convolves with stride 2. The style affine is initialised with bias 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False, downsample: bool = False,
+                 blur_taps: Sequence[float] = (1, 3, 3, 1), eps: float = 1e-8) -> None:
+        super().__init__()
+        if upsample and downsample:
+            raise ValueError("ModulatedConv2d cannot both upsample and downsample")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.demodulate, self.eps = kernel_size, demodulate, eps
+        self.upsample, self.downsample = upsample, downsample
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size,
+                                               kernel_size))
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.affine = EqualLinear(style_dim, in_channels, bias_init=1.0)
+        factor = 2
+        if upsample:
+            p = (len(blur_taps) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_taps, ((p + 1) // 2 + factor - 1, p // 2 + 1), factor)
+        elif downsample:
+            p = (len(blur_taps) - factor) + (kernel_size - 1)
+            self.blur = Blur(blur_taps, ((p + 1) // 2, p // 2))
+
+    def styled_weight(self, style: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights ``B x out x in x k x k`` for styles ``B x style_dim``."""
+        scales = self.affine(style)  # B x in
+        weight = self.weight[None] * (self.scale * scales[:, None, :, None, None])
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True)
+                                          + self.eps)
+        return weight
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        k = self.kernel_size
+        weight = self.styled_weight(style)
+        x = x.reshape(1, batch * self.in_channels, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * self.in_channels, self.out_channels,
+                                                    k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+            out = out.reshape(batch, self.out_channels, *out.shape[2:])
+            return self.blur(out)
+        weight = weight.reshape(batch * self.out_channels, self.in_channels, k, k)
+        if self.downsample:
+            x = self.blur(x)
+            out = F.conv2d(x, weight, stride=2, groups=batch)
+        else:
+            out = F.conv2d(x, weight, padding=k // 2, groups=batch)
+        return out.reshape(batch, self.out_channels, *out.shape[2:])
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
+                f"demodulate={self.demodulate}, upsample={self.upsample}, "
+                f"downsample={self.downsample}")
+
+
+def instance_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and standard deviation over the spatial dimensions."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = (x.var(dim=(2, 3), keepdim=True, unbiased=False) + eps).sqrt()
+    return mean, std
+
+
+class AdaIN(nn.Module):
+    """``AdaIN(x, s) = gamma(s) * (x - mu(x)) / sigma(x) + beta(s)`` with gamma and beta from an
+    affine map of the style (gamma initialised around 1)."""
+
+    def __init__(self, channels: int, style_dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.affine = EqualLinear(style_dim, 2 * channels)
+        self.affine.bias.data[:channels] = 1.0
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(style)[:, :, None, None].chunk(2, dim=1)
+        mean, std = instance_stats(x, self.eps)
+        return gamma * (x - mean) / std + beta
+
+
+class FiLM(nn.Module):
+    """``FiLM(x, c) = gamma(c) * x + beta(c)``, per channel, from a conditioning vector."""
+
+    def __init__(self, channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.affine = nn.Linear(condition_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        with torch.no_grad():
+            self.affine.bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(condition)[:, :, None, None].chunk(2, dim=1)
+        return gamma * x + beta
+
+
+def _condition_net(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.LeakyReLU(0.1),
+                         nn.Conv2d(hidden, out_channels, 3, padding=1))
+
+
+class SFT(nn.Module):
+    """Spatial feature transform: ``SFT(x | c) = gamma(c) * x + beta(c)`` with gamma and beta
+    predicted *per pixel* from condition maps ``c`` (resized to ``x``). Like the SFT-GAN code,
+    the network predicts ``gamma - 1`` so that a zero output is the identity."""
+
+    def __init__(self, channels: int, condition_channels: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.gamma_net = _condition_net(condition_channels, hidden, channels)
+        self.beta_net = _condition_net(condition_channels, hidden, channels)
+
+    def modulation(self, condition: torch.Tensor, size: tuple[int, int]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        condition = F.interpolate(condition, size=size, mode="bilinear", align_corners=False)
+        return 1.0 + self.gamma_net(condition), self.beta_net(condition)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.modulation(condition, x.shape[2:])
+        return gamma * x + beta
+
+
+class SPADE(nn.Module):
+    """``SPADE(x, m) = norm(x) * (1 + gamma(m)) + beta(m)``: parameter-free normalisation
+    (``batch`` or ``instance``) modulated per pixel by maps predicted from the segmentation ``m``
+    (nearest-resized to ``x``) through a shared conv + ReLU trunk."""
+
+    def __init__(self, channels: int, label_channels: int, hidden: int = 128,
+                 norm: str = "instance") -> None:
+        super().__init__()
+        if norm == "instance":
+            self.norm: nn.Module = nn.InstanceNorm2d(channels, affine=False)
+        elif norm == "batch":
+            self.norm = nn.BatchNorm2d(channels, affine=False)
+        else:
+            raise ValueError(f"norm must be 'instance' or 'batch', got '{norm}'")
+        self.shared = nn.Sequential(nn.Conv2d(label_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def modulation(self, segmentation: torch.Tensor, size: tuple[int, int]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.shared(F.interpolate(segmentation, size=size, mode="nearest"))
+        return self.gamma(features), self.beta(features)
+
+    def forward(self, x: torch.Tensor, segmentation: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.modulation(segmentation, x.shape[2:])
+        return self.norm(x) * (1.0 + gamma) + beta

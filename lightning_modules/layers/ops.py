@@ -1,0 +1,178 @@
+"""Low-level StyleGAN2 operations in pure PyTorch (no custom CUDA builds).
+
+* :func:`upfirdn2d`: upsample by zero insertion, pad (negative pads crop), FIR filter (a true
+  convolution), downsample by keeping every ``down``-th sample (Karras et al. 2020, App. B).
+* Equalized learning rate (Karras et al. 2018, Sec. 4.1): weights are stored as N(0, 1) / lr_mul
+  and scaled by ``lr_mul / sqrt(fan_in)`` at run time.
+* Bias + leaky ReLU (slope 0.2) with gain sqrt(2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+
+
+def _pads(pad: Sequence[int]) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) from (p0, p1) (same on both axes) or (x0, x1, y0, y1)."""
+    if len(pad) == 2:
+        return pad[0], pad[1], pad[0], pad[1]
+    if len(pad) == 4:
+        return tuple(pad)  # type: ignore[return-value]
+    raise ValueError(f"pad must have 2 or 4 entries, got {pad}")
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+              pad: Sequence[int] = (0, 0)) -> torch.Tensor:
+    """Upsample, pad, FIR-filter and downsample the NCHW tensor ``x``.
+
+    ``kernel`` is 2-D (``kh x kw``) or 1-D; a 1-D kernel ``k`` means the separable filter
+    ``outer(k, k)`` and runs as two 1-D passes. The kernel is applied as a convolution (flipped),
+    so asymmetric kernels match the reference definition. ``pad`` is ``(p0, p1)`` on both axes or
+    ``(x0, x1, y0, y1)``; negative entries crop.
+    """
+    x0, x1, y0, y1 = _pads(pad)
+    batch, channels, height, width = x.shape
+    if up > 1:  # zero insertion: each sample followed by up-1 zeros on both axes
+        x = x.reshape(batch, channels, height, 1, width, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(batch, channels, height * up, width * up)
+    x = F.pad(x, (max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)))
+    if min(x0, x1, y0, y1) < 0:
+        x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
+    kernel = kernel.to(x.dtype)
+    if kernel.dim() == 1:
+        taps = kernel.flip(0)
+        horizontal = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+        vertical = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+        x = F.conv2d(x, horizontal, stride=(1, down), groups=channels)
+        return F.conv2d(x, vertical, stride=(down, 1), groups=channels)
+    weight = kernel.flip(0, 1)[None, None].expand(channels, 1, -1, -1)
+    return F.conv2d(x, weight, stride=down, groups=channels)
+
+
+def make_kernel(taps: Sequence[float], separable: bool = False) -> torch.Tensor:
+    """Normalised FIR kernel from 1-D taps: ``outer(k, k) / sum`` (2-D), or ``k / sum(k)`` when
+    ``separable`` (then ``upfirdn2d`` applies it on both axes, the same filter)."""
+    k = torch.as_tensor(taps, dtype=torch.float32)
+    if k.dim() == 1 and not separable:
+        k = k[None, :] * k[:, None]
+    return k / k.sum()
+
+
+class Blur(nn.Module):
+    """FIR low-pass filter with padding; ``upsample_factor`` f scales the kernel by f**2 to keep
+    the signal's gain after zero insertion. The kernel is a non-persistent buffer."""
+
+    def __init__(self, taps: Sequence[float], pad: Sequence[int], upsample_factor: int = 1
+                 ) -> None:
+        super().__init__()
+        self.register_buffer("kernel", make_kernel(taps) * upsample_factor**2, persistent=False)
+        self.pad = tuple(pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample2x(nn.Module):
+    """2x upsampling with a FIR filter (the to-RGB skip path of StyleGAN2)."""
+
+    def __init__(self, taps: Sequence[float] = (1, 3, 3, 1), factor: int = 2) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(taps) * factor**2, persistent=False)
+        p = len(taps) - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class Downsample2x(nn.Module):
+    """2x downsampling with a FIR filter."""
+
+    def __init__(self, taps: Sequence[float] = (1, 3, 3, 1), factor: int = 2) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(taps), persistent=False)
+        p = len(taps) - factor
+        self.pad = ((p + 1) // 2, p // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
+
+
+def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
+                    negative_slope: float = LRELU_SLOPE, gain: float = LRELU_GAIN
+                    ) -> torch.Tensor:
+    """``leaky_relu(x + bias) * gain`` with the bias broadcast over dimension 1."""
+    if bias is not None:
+        x = x + bias.view(1, -1, *([1] * (x.dim() - 2)))
+    return F.leaky_relu(x, negative_slope) * gain
+
+
+class BiasLeakyReLU(nn.Module):
+    """Learned per-channel bias followed by leaky ReLU with gain sqrt(2)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return bias_leaky_relu(x, self.bias)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate; ``activation=True`` fuses bias + leaky ReLU."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 bias_init: float = 0.0, lr_mul: float = 1.0, activation: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init))) if bias else None
+        self.scale = lr_mul / math.sqrt(in_features)
+        self.lr_mul, self.activation = lr_mul, activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        if self.activation:
+            return bias_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias)
+
+    def extra_repr(self) -> str:
+        out_features, in_features = self.weight.shape
+        return f"{in_features}, {out_features}, lr_mul={self.lr_mul}, act={self.activation}"
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with equalized learning rate."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size,
+                                               kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        out_channels, in_channels, k, _ = self.weight.shape
+        return f"{in_channels}, {out_channels}, {k}, stride={self.stride}, padding={self.padding}"
+
+
+class PixelNorm(nn.Module):
+    """Normalise each feature vector to unit RMS (Karras et al. 2018, Sec. 4.2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)

@@ -1,0 +1,107 @@
+"""upfirdn2d against a direct computation; equalized layers; bias + leaky ReLU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lightning_modules.layers.ops import (
+    Downsample2x,
+    EqualConv2d,
+    EqualLinear,
+    Upsample2x,
+    bias_leaky_relu,
+    make_kernel,
+    upfirdn2d,
+)
+
+
+def reference_upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int, down: int,
+                        pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Obviously-correct version: explicit zero insertion, explicit padding / cropping, an
+    explicit sum over kernel taps (true convolution), then a strided pick."""
+    x0, x1, y0, y1 = pad
+    n, c, h, w = x.shape
+    upsampled = x.new_zeros(n, c, h * up, w * up)
+    upsampled[:, :, ::up, ::up] = x
+    height, width = h * up + y0 + y1, w * up + x0 + x1
+    padded = x.new_zeros(n, c, height, width)
+    for i in range(height):
+        for j in range(width):
+            si, sj = i - y0, j - x0
+            if 0 <= si < h * up and 0 <= sj < w * up:
+                padded[:, :, i, j] = upsampled[:, :, si, sj]
+    kh, kw = kernel.shape
+    out = x.new_zeros(n, c, height - kh + 1, width - kw + 1)
+    for a in range(kh):
+        for b in range(kw):
+            # convolution: output(i, j) = sum input(i + a, j + b) * k(kh - 1 - a, kw - 1 - b)
+            out = out + padded[:, :, a:a + out.shape[2], b:b + out.shape[3]] * \
+                kernel[kh - 1 - a, kw - 1 - b]
+    return out[:, :, ::down, ::down]
+
+
+CASES = [  # up, down, pad (x0, x1, y0, y1), kernel size
+    (1, 1, (1, 2, 1, 2), (4, 4)),
+    (2, 1, (2, 1, 2, 1), (4, 4)),
+    (1, 2, (1, 1, 1, 1), (4, 4)),
+    (2, 2, (0, 0, 1, 0), (3, 3)),
+    (3, 1, (1, 0, 2, 1), (3, 5)),
+    (1, 1, (-1, 0, 0, -2), (2, 3)),
+    (2, 1, (1, 1, 1, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("up, down, pad, kernel_size", CASES)
+def test_upfirdn2d_matches_direct_computation_with_gradients(up, down, pad, kernel_size):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    kernel = torch.randn(*kernel_size, dtype=torch.float64, generator=generator)
+    ours = upfirdn2d(x, kernel, up=up, down=down, pad=pad)
+    expected = reference_upfirdn2d(x, kernel, up, down, pad)
+    assert ours.shape == expected.shape
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-10)
+    upstream = torch.randn_like(ours)
+    (grad_ours,) = torch.autograd.grad(ours, x, upstream)
+    (grad_expected,) = torch.autograd.grad(expected, x, upstream)
+    torch.testing.assert_close(grad_ours, grad_expected, rtol=1e-10, atol=1e-10)
+
+
+def test_separable_kernel_equals_its_outer_product():
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+    taps = torch.tensor([1.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(upfirdn2d(x, taps, up=2, down=1, pad=(2, 1)),
+                               upfirdn2d(x, torch.outer(taps, taps), up=2, down=1, pad=(2, 1)))
+    torch.testing.assert_close(make_kernel(taps).double(),
+                               torch.outer(taps, taps) / taps.sum() ** 2)
+
+
+def test_resampling_keeps_a_constant_image_constant():
+    flat = torch.full((1, 2, 8, 8), 3.0)
+    up = Upsample2x()(flat)
+    down = Downsample2x()(flat)
+    assert up.shape == (1, 2, 16, 16) and down.shape == (1, 2, 4, 4)
+    torch.testing.assert_close(up[:, :, 2:-2, 2:-2], torch.full_like(up[:, :, 2:-2, 2:-2], 3.0))
+    torch.testing.assert_close(down[:, :, 1:-1, 1:-1],
+                               torch.full_like(down[:, :, 1:-1, 1:-1], 3.0))
+
+
+def test_equalized_layers_scale_weights_at_run_time():
+    linear = EqualLinear(16, 8, lr_mul=0.01, bias_init=0.5)
+    assert linear.weight.std() > 20  # stored as N(0, 1) / lr_mul
+    x = torch.randn(5, 16)
+    expected = x @ (linear.weight * 0.01 / 4).T + 0.5 * 0.01
+    torch.testing.assert_close(linear(x), expected)
+    conv = EqualConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight / math.sqrt(27), padding=1))
+
+
+def test_bias_leaky_relu():
+    x = torch.tensor([[-1.0, 2.0]]).reshape(1, 2, 1, 1)
+    bias = torch.tensor([0.5, -3.0])
+    expected = torch.tensor([-0.5 * 0.2, -1.0 * 0.2]).reshape(1, 2, 1, 1) * math.sqrt(2)
+    torch.testing.assert_close(bias_leaky_relu(x, bias), expected)
