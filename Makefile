@@ -38,6 +38,7 @@ demo: venv
 bench: venv
 	@mkdir -p runs/bench
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/data_throughput.py --markdown runs/bench/data_throughput.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/modconv.py --markdown runs/bench/modconv.md
 
 lint: venv
 	$(VENV)/bin/ruff check .

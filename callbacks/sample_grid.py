@@ -14,24 +14,32 @@ from callbacks.image_logging import log_image
 
 
 class SampleGrid(L.Callback):
-    """Log ``generate_for_metrics`` of a fixed batch (the first training batch seen) as a grid.
+    """Log ``generate_for_metrics`` of a fixed batch (the first training batch seen) as a grid,
+    after the first batch, every ``every_n_batches`` training batches, and when training ends.
+    (Batches, not ``global_step``: GAN modules take several optimizer steps per batch.)
 
     Args:
-        every_n_steps: interval in optimizer steps (``trainer.global_step``).
+        every_n_batches: interval in training batches.
         max_images: at most this many images in the grid.
         key: logger key.
     """
 
-    def __init__(self, every_n_steps: int = 500, max_images: int = 16,
+    def __init__(self, every_n_batches: int = 500, max_images: int = 16,
                  key: str = "samples") -> None:
-        self.every_n_steps, self.max_images, self.key = every_n_steps, max_images, key
+        self.every_n_batches, self.max_images, self.key = every_n_batches, max_images, key
         self.fixed_batch: Any = None
+        self.batches = 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.fixed_batch is None:
             self.fixed_batch = batch
-        if trainer.global_step % self.every_n_steps == 0 or trainer.is_last_batch:
+        if self.batches % self.every_n_batches == 0:
+            self.log_grid(trainer, pl_module)
+        self.batches += 1
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.fixed_batch is not None:
             self.log_grid(trainer, pl_module)
 
     @torch.no_grad()

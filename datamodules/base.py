@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from datamodules.decode import DataError
 from datamodules.sources import VALIDATION_MODES, ImageSource, open_source, validate_source
@@ -48,10 +49,16 @@ def seed_worker(worker_id: int, rank: int) -> None:
     get_worker_info().dataset.reseed(seed)
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
+    return torch.distributed.get_rank() if _distributed() else 0
+
+
+def _world_size() -> int:
+    return torch.distributed.get_world_size() if _distributed() else 1
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -70,13 +77,18 @@ class ImageDataModule(L.LightningDataModule):
         synthetic_images: number of images when a source is ``synthetic``.
         synthetic_seed: dataset seed of synthetic sources.
         num_val_images: validation images (the first ones of the training source).
+        shuffle: shuffle the training set each epoch.
+
+    Training order comes from one permutation per epoch (seeded by ``seed_everything`` and the
+    epoch) that every rank shares: rank r of N reads positions r, r + N, ... of it. So N
+    processes with batch B read exactly the global batches of one process with batch N*B.
     """
 
     def __init__(self, batch_size: int = 8, crop_size: int = 64, load_size: int | None = None,
                  flip: bool = True, num_workers: int = 2, skip_bad_images: bool = False,
                  check_images: str = "full", allow_upscale: bool = False,
                  synthetic_images: int = 1024, synthetic_seed: int = 0,
-                 num_val_images: int = 64) -> None:
+                 num_val_images: int = 64, shuffle: bool = True) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -87,7 +99,7 @@ class ImageDataModule(L.LightningDataModule):
         self.skip_bad_images, self.check_images = skip_bad_images, check_images
         self.allow_upscale = allow_upscale
         self.synthetic_images, self.synthetic_seed = synthetic_images, synthetic_seed
-        self.num_val_images = num_val_images
+        self.num_val_images, self.shuffle = num_val_images, shuffle
         self.train_set: SeededDataset | None = None
         self.val_set: SeededDataset | None = None
 
@@ -123,10 +135,15 @@ class ImageDataModule(L.LightningDataModule):
                                 f"but batch_size is {self.batch_size}; lower batch_size.")
 
     def _loader(self, dataset: SeededDataset, train: bool) -> DataLoader:
-        rank = _rank()
+        rank, world = _rank(), _world_size()
         dataset.reseed(worker_seed(rank))  # used as is when num_workers == 0
+        sampler = None
+        if train:
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank,
+                                         shuffle=self.shuffle,
+                                         seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=train, drop_last=train,
+            dataset, batch_size=self.batch_size, sampler=sampler, drop_last=train,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             worker_init_fn=functools.partial(seed_worker, rank=rank))

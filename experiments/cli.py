@@ -10,6 +10,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import callbacks  # noqa: F401  (registers callback classes for short class names)
+import lightning_modules.distributed  # noqa: F401  (registers `strategy: corrlab_ddp`)
 from datamodules import FewShotDataModule, PairedDataModule, UnpairedDataModule  # noqa: F401
 from experiments.loggers import LOGGER_NAMES, default_loggers
 

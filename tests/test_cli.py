@@ -28,7 +28,7 @@ trainer:
   enable_model_summary: false
   callbacks:
     - class_path: SampleGrid
-      init_args: {every_n_steps: 3}
+      init_args: {every_n_batches: 3}
 """
 
 
@@ -115,3 +115,18 @@ def test_data_subcommand_is_reachable_from_corrlab(image_folder: Path, tmp_path:
     assert exit_info.value.code == 0
     assert '"images": 6' in capsys.readouterr().out
     assert (tmp_path / "set.zip").is_file()
+
+
+def test_stylegan2_config_trains_through_the_cli(tmp_path: Path):
+    config = ROOT / "experiments" / "stylegan2" / "shapes32.yaml"
+    result = run_corrlab(["fit", "--config", str(config), "--model.init_args.max_kimg", "0.032",
+                          "--data.init_args.num_workers", "0", "--trainer.log_every_n_steps",
+                          "1", "--loggers", "[csv]"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "shapes32" / "version_0"
+    header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert {"D_main/logistic", "G_main/nonsaturating", "progress/kimg"} <= set(header.split(","))
+    kimg = [float(r.split(",")[header.split(",").index("progress/kimg")]) for r in rows
+            if r.split(",")[header.split(",").index("progress/kimg")]]
+    assert kimg[-1] == pytest.approx(0.032)
+    assert list((run_dir / "images" / "samples").glob("*.png"))

@@ -157,9 +157,9 @@ class Generator(nn.Module):
         return [(batch, 1, *conv.fixed_noise.shape[2:]) for conv in self.styled_convs]
 
     @torch.no_grad()
-    def mean_w(self, n: int = 4096) -> torch.Tensor:
+    def mean_w(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
         """Average w of ``n`` random z (the truncation centre), ``1 x style_dim``."""
-        z = torch.randn(n, self.style_dim, device=self.const.device)
+        z = torch.randn(n, self.style_dim, generator=generator).to(self.const.device)
         return self.mapping(z).mean(dim=0, keepdim=True)
 
     def styles_to_ws(self, styles: list[torch.Tensor], inject_index: int | None

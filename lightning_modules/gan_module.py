@@ -1,0 +1,238 @@
+"""``GANModule``: the manual-optimization scaffold every corrlab paper module subclasses.
+
+A subclass declares its networks' optimizers (:meth:`optimizer_specs`) and phases
+(:meth:`phases`), and computes each phase's loss terms (:meth:`phase_loss`). The scaffold runs
+the due phases of every iteration (zero grad, backward, cross-rank gradient average, finiteness
+check, step), counts images seen (``kimg``: training length, EMA and logging are measured in it,
+never in Lightning's ``global_step``), updates EMA copies, applies the lazy-regularization Adam
+correction, and keeps every counter in the checkpoint.
+
+Randomness that defines the training run (latents, noise) is drawn with :meth:`draw`, from the
+seed, the iteration and the global batch: N ranks with batch B draw exactly what one process
+with batch N*B draws, and a resumed run draws what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
+from torch import nn
+
+from lightning_modules.distributed import GradientSyncDDPStrategy, all_reduce_gradients
+from lightning_modules.layers.ema import ema_beta, update_ema
+
+# EMA copies are frozen and in eval mode on purpose; Lightning warns about any eval module.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient became NaN/Inf; training stops without saving."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase: its loss trains ``network`` every ``interval`` iterations.
+
+    Regularization phases (``interval > 1``) are lazy: their loss is multiplied by the
+    interval (the subclass receives it as ``gain``)."""
+
+    name: str
+    network: str
+    interval: int = 1
+
+
+@dataclass
+class OptimizerSpec:
+    """Adam settings of one network; ``reg_interval`` applies ``c = k / (k + 1)`` to the
+    learning rate and betas (Karras et al. 2020, App. C: lazy regularization)."""
+
+    parameters: Iterable[nn.Parameter]
+    lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+    reg_interval: int = 0
+
+
+def lazy_regularization_ratio(interval: int) -> float:
+    """``c = interval / (interval + 1)``; 1 when the network has no lazy regularizer."""
+    return interval / (interval + 1) if interval > 0 else 1.0
+
+
+def make_adam(spec: OptimizerSpec) -> torch.optim.Adam:
+    ratio = lazy_regularization_ratio(spec.reg_interval)
+    return torch.optim.Adam(spec.parameters, lr=spec.lr * ratio,
+                            betas=(spec.betas[0] ** ratio, spec.betas[1] ** ratio), eps=spec.eps)
+
+
+class GANModule(L.LightningModule):
+    """Scaffold; see the module docstring.
+
+    Args:
+        max_kimg: stop after this many thousand images (all ranks together); None: no limit.
+        ema_half_life_kimg: half-life of the EMA copies in kimg; None disables EMA.
+        ema_rampup: NVlabs EMA ramp-up (half-life at most ``images_seen * rampup``).
+        seed: seed of :meth:`draw` (None: the ``seed_everything`` seed).
+    """
+
+    #: network attribute -> EMA attribute; subclasses fill this before calling ``setup_ema``.
+    ema_pairs: dict[str, str] = {}
+
+    def __init__(self, max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
+                 ema_rampup: float | None = None, seed: int | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.max_kimg, self.ema_half_life_kimg, self.ema_rampup = max_kimg, ema_half_life_kimg, \
+            ema_rampup
+        self.draw_seed = seed
+        self.images_seen = 0
+        self.iteration = 0
+        self._draws_this_iteration = 0
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        """Network name -> its optimizer settings (one Adam each, in this order)."""
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        """All phases in execution order."""
+        raise NotImplementedError
+
+    def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        """Loss terms of ``phase`` (summed for backward, each logged as ``<phase>/<term>``)."""
+        raise NotImplementedError
+
+    def batch_size(self, batch: Any) -> int:
+        """Images this rank consumes per iteration (default: first tensor's length)."""
+        if torch.is_tensor(batch):
+            return batch.shape[0]
+        return next(iter(batch.values())).shape[0] if isinstance(batch, dict) else len(batch[0])
+
+    def due_phases(self) -> list[Phase]:
+        """Phases that run this iteration (default: ``iteration % interval == 0``)."""
+        return [p for p in self.phases() if self.iteration % p.interval == 0]
+
+    # -- EMA -----------------------------------------------------------------------------------
+    def setup_ema(self) -> None:
+        """Create frozen EMA copies for :attr:`ema_pairs` (call at the end of ``__init__``)."""
+        if self.ema_half_life_kimg is None:
+            return
+        for network, ema_name in self.ema_pairs.items():
+            ema = copy.deepcopy(getattr(self, network)).eval().requires_grad_(False)
+            setattr(self, ema_name, ema)
+
+    def update_ema(self, global_batch: int) -> None:
+        if self.ema_half_life_kimg is None:
+            return
+        beta = ema_beta(global_batch, self.images_seen, self.ema_half_life_kimg, self.ema_rampup)
+        for network, ema_name in self.ema_pairs.items():
+            update_ema(getattr(self, ema_name), getattr(self, network), beta)
+
+    # -- deterministic, batch-global randomness ------------------------------------------------
+    @property
+    def world_size(self) -> int:
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def rank(self) -> int:
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+    def _generator(self) -> torch.Generator:
+        """A generator seeded by (seed, iteration, draw number): the same on every rank."""
+        base = self.draw_seed if self.draw_seed is not None else torch.initial_seed()
+        words = np.random.SeedSequence([int(base), self.iteration, self._draws_this_iteration])
+        self._draws_this_iteration += 1
+        seed = int(words.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def draw(self, local_batch: int, *shape: int, kind: str = "normal") -> torch.Tensor:
+        """Random ``local_batch x shape`` samples for this rank: the global batch's values at
+        positions ``rank, rank + world, ...`` (how DistributedSampler deals samples out).
+        ``kind`` is ``normal`` or ``uniform``."""
+        values = self.draw_shared(local_batch * self.world_size, *shape, kind=kind)
+        return values[self.rank::self.world_size]
+
+    def draw_shared(self, *shape: int, kind: str = "normal") -> torch.Tensor:
+        """Random values identical on every rank (per-batch decisions such as style mixing)."""
+        sample = {"normal": torch.randn, "uniform": torch.rand}[kind]
+        return sample(shape, generator=self._generator(), device=self.device)
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        self._optimizer_names = list(self.optimizer_specs())
+        return [make_adam(spec) for spec in self.optimizer_specs().values()]
+
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, DDPStrategy) and not isinstance(strategy,
+                                                                GradientSyncDDPStrategy):
+            raise ValueError("GAN modules need `trainer.strategy: corrlab_ddp` for multi-GPU "
+                             "training: Lightning's DDP wrapper cannot reduce alternating G/D "
+                             "backward passes.")
+
+    def optimizer_for(self, network: str):
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[self._optimizer_names.index(network)]
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self._optimizer_names}
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        self._draws_this_iteration = 0
+        local_batch = self.batch_size(batch)
+        for phase in self.due_phases():
+            self.run_phase(phase, batch)
+        global_batch = local_batch * self.world_size
+        self.update_ema(global_batch)
+        self.images_seen += global_batch
+        self.iteration += 1
+        self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True)
+        if self.max_kimg is not None and self.images_seen >= self.max_kimg * 1000:
+            self.trainer.should_stop = True
+
+    def run_phase(self, phase: Phase, batch: Any) -> None:
+        optimizer = self.optimizer_for(phase.network)
+        for name, network in self.networks().items():
+            network.requires_grad_(name == phase.network)
+        terms = self.phase_loss(phase, batch, gain=float(phase.interval))
+        loss = sum(terms.values())
+        self.check_finite(phase, "loss", loss.detach())
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        parameters = list(self.networks()[phase.network].parameters())
+        if isinstance(self.trainer.strategy, GradientSyncDDPStrategy):
+            all_reduce_gradients(parameters)
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if grads:
+            self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
+        optimizer.step()
+        for term, value in terms.items():
+            self.log(f"{phase.name}/{term}", value.detach())
+
+    def check_finite(self, phase: Phase, what: str, value: torch.Tensor) -> None:
+        if not torch.isfinite(value).all():
+            raise NonFiniteError(
+                f"non-finite {what} ({value.item()}) in phase '{phase.name}' at iteration "
+                f"{self.iteration} ({self.images_seen / 1000:.3f} kimg); training stopped and "
+                "no checkpoint was written. Lower the learning rate or check the data.")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["corrlab"] = {"images_seen": self.images_seen, "iteration": self.iteration}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("corrlab", {})
+        self.images_seen = int(state.get("images_seen", 0))
+        self.iteration = int(state.get("iteration", 0))
+
+    @property
+    def kimg(self) -> float:
+        return self.images_seen / 1000.0

@@ -1,0 +1,91 @@
+"""Unconditional StyleGAN2 (Karras et al., CVPR 2020) as a GANModule: the base that few-shot
+adaptation starts from, and the smallest complete example of the scaffold.
+
+Per iteration, as rosinality's train.py: D_main; D_reg (R1) every ``d_reg_every``; G_main;
+G_reg (path length) every ``g_reg_every``; then the EMA update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
+from lightning_modules.layers.stylegan2 import Discriminator, Generator
+from lightning_modules.stylegan2.loss import StyleGAN2Loss
+
+
+class StyleGAN2(GANModule):
+    """Args follow rosinality's train.py names; ``channels`` overrides the width table (tiny
+    models), ``mbstd_group_size: 0`` removes minibatch stddev. See :class:`GANModule` for
+    ``max_kimg``, ``ema_half_life_kimg``, ``ema_rampup`` and ``seed``."""
+
+    ema_pairs = {"generator": "generator_ema"}
+
+    def __init__(self, size: int = 32, style_dim: int = 512, n_mlp: int = 8,
+                 channel_multiplier: int = 2, channels: dict[int, int] | None = None,
+                 mbstd_group_size: int = 4, lr: float = 0.002, r1_gamma: float = 10.0,
+                 d_reg_every: int = 16, pl_weight: float = 2.0, g_reg_every: int = 4,
+                 pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
+                 max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
+                 ema_rampup: float | None = None, seed: int | None = None) -> None:
+        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed)
+        self.save_hyperparameters()
+        self.generator = Generator(size, style_dim, n_mlp, channel_multiplier, channels)
+        self.discriminator = Discriminator(size, channel_multiplier, channels, mbstd_group_size)
+        self.loss = StyleGAN2Loss(r1_gamma, pl_weight, pl_batch_shrink,
+                                  style_mixing_prob=style_mixing_prob)
+        self.lr, self.d_reg_every, self.g_reg_every = lr, d_reg_every, g_reg_every
+        self.setup_ema()
+
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        g_interval = self.g_reg_every if self.loss.pl_weight > 0 else 0
+        d_interval = self.d_reg_every if self.loss.r1_gamma > 0 else 0
+        return {"generator": OptimizerSpec(self.generator.parameters(), self.lr,
+                                           reg_interval=g_interval),
+                "discriminator": OptimizerSpec(self.discriminator.parameters(), self.lr,
+                                               reg_interval=d_interval)}
+
+    def phases(self) -> list[Phase]:
+        phases = [Phase("D_main", "discriminator")]
+        if self.loss.r1_gamma > 0:
+            phases.append(Phase("D_reg", "discriminator", self.d_reg_every))
+        phases.append(Phase("G_main", "generator"))
+        if self.loss.pl_weight > 0:
+            phases.append(Phase("G_reg", "generator", self.g_reg_every))
+        return phases
+
+    def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        real = batch["image"]
+        if phase.name == "D_main":
+            return self.loss.d_main(self.generator, self.discriminator, real, self.draw,
+                                    self.draw_shared)
+        if phase.name == "D_reg":
+            return self.loss.d_reg(self.discriminator, real, gain)
+        if phase.name == "G_main":
+            return self.loss.g_main(self.generator, self.discriminator, real.shape[0],
+                                    self.draw, self.draw_shared)
+        return self.loss.g_reg(self.generator, real.shape[0], self.draw, self.draw_shared, gain)
+
+    @property
+    def sampling_generator(self) -> Generator:
+        return getattr(self, "generator_ema", self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        """``n`` images from the EMA generator (if any); latents and noise maps come from
+        ``seed`` alone, so the same call always gives the same images."""
+        rng = torch.Generator().manual_seed(seed)
+        generator = self.sampling_generator
+        z = torch.randn(n, generator.style_dim, generator=rng).to(self.device)
+        noise = [torch.randn(shape, generator=rng).to(self.device)
+                 for shape in generator.noise_shapes(n)]
+        truncation_w = generator.mean_w(generator=rng) if truncation < 1 else None
+        return generator(z, truncation=truncation, truncation_w=truncation_w, noise=noise)
+
+    def generate_for_metrics(self, batch: Any) -> torch.Tensor:
+        """Metrics protocol: as many generated images as the batch holds real ones."""
+        real = batch["image"]
+        z = torch.randn(real.shape[0], self.generator.style_dim, device=real.device)
+        return self.sampling_generator(z)
