@@ -100,6 +100,13 @@ def test_fit_writes_scalars_and_images_to_every_logger(tmp_path: Path):
     assert b"train/l1" in record
     assert list((wandb_runs[0] / "files" / "media" / "images").glob("samples_*.png"))
 
+    # validate from the checkpoint through the same config
+    checkpoint = next((run_dir / "checkpoints").glob("*.ckpt"))
+    result = run_corrlab(["validate", "--config", str(config), "--ckpt_path", str(checkpoint),
+                          "--loggers", "[csv]", "--version", "validation"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val/l1" in (tmp_path / "runs" / "tiny" / "validation" / "metrics.csv").read_text()
+
     # a second run gets the next version folder
     result = run_corrlab(["fit", "--config", str(config), "--loggers", "[csv]",
                           "--trainer.max_steps", "1"], cwd=tmp_path)
