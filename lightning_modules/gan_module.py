@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +52,18 @@ class Phase:
 
 @dataclass
 class OptimizerSpec:
-    """Adam settings of one network; ``reg_interval`` applies ``c = k / (k + 1)`` to the
-    learning rate and betas (Karras et al. 2020, App. C: lazy regularization)."""
+    """One Adam over the parameters of ``modules`` (a "network" that phases train together);
+    ``reg_interval`` applies ``c = k / (k + 1)`` to the learning rate and betas (Karras et al.
+    2020, App. C: lazy regularization)."""
 
-    parameters: Iterable[nn.Parameter]
+    modules: Sequence[nn.Module]
     lr: float = 0.002
     betas: tuple[float, float] = (0.0, 0.99)
     eps: float = 1e-8
     reg_interval: int = 0
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for module in self.modules for p in module.parameters()]
 
 
 def lazy_regularization_ratio(interval: int) -> float:
@@ -69,8 +73,8 @@ def lazy_regularization_ratio(interval: int) -> float:
 
 def make_adam(spec: OptimizerSpec) -> torch.optim.Adam:
     ratio = lazy_regularization_ratio(spec.reg_interval)
-    return torch.optim.Adam(spec.parameters, lr=spec.lr * ratio,
-                            betas=(spec.betas[0] ** ratio, spec.betas[1] ** ratio), eps=spec.eps)
+    betas = (float(spec.betas[0]) ** ratio, float(spec.betas[1]) ** ratio)
+    return torch.optim.Adam(spec.parameters(), lr=spec.lr * ratio, betas=betas, eps=spec.eps)
 
 
 class GANModule(L.LightningModule):
@@ -167,8 +171,10 @@ class GANModule(L.LightningModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        self._optimizer_names = list(self.optimizer_specs())
-        return [make_adam(spec) for spec in self.optimizer_specs().values()]
+        specs = self.optimizer_specs()
+        self._optimizer_names = list(specs)
+        self._network_modules = {name: list(spec.modules) for name, spec in specs.items()}
+        return [make_adam(spec) for spec in specs.values()]
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy if self._trainer is not None else None
@@ -183,8 +189,8 @@ class GANModule(L.LightningModule):
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         return optimizers[self._optimizer_names.index(network)]
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {name: getattr(self, name) for name in self._optimizer_names}
+    def network_parameters(self, network: str) -> list[nn.Parameter]:
+        return [p for module in self._network_modules[network] for p in module.parameters()]
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         self._draws_this_iteration = 0
@@ -201,14 +207,15 @@ class GANModule(L.LightningModule):
 
     def run_phase(self, phase: Phase, batch: Any) -> None:
         optimizer = self.optimizer_for(phase.network)
-        for name, network in self.networks().items():
-            network.requires_grad_(name == phase.network)
+        for name, modules in self._network_modules.items():
+            for module in modules:
+                module.requires_grad_(name == phase.network)
         terms = self.phase_loss(phase, batch, gain=float(phase.interval))
         loss = sum(terms.values())
         self.check_finite(phase, "loss", loss.detach())
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        parameters = list(self.networks()[phase.network].parameters())
+        parameters = self.network_parameters(phase.network)
         if isinstance(self.trainer.strategy, GradientSyncDDPStrategy):
             all_reduce_gradients(parameters)
         grads = [p.grad for p in parameters if p.grad is not None]

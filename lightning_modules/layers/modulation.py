@@ -28,17 +28,24 @@ class ModulatedConv2d(nn.Module):
 
     ``upsample`` runs a stride-2 transposed convolution followed by a FIR blur; ``downsample``
     blurs first and convolves with stride 2. The style affine is initialised with bias 1.
+
+    ``style_on_input=True`` is the Swapping Autoencoder variant (its official code's
+    ``new_demodulation``): the input is scaled by the style, normalised to unit RMS over channels
+    when demodulating, and convolved with one weight demodulated on its own,
+    ``w''_ijk = w_ijk / sqrt(sum_ik w_ijk^2 + eps)``, shared by the whole batch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
                  demodulate: bool = True, upsample: bool = False, downsample: bool = False,
-                 blur_taps: Sequence[float] = (1, 3, 3, 1), eps: float = 1e-8) -> None:
+                 blur_taps: Sequence[float] = (1, 3, 3, 1), eps: float = 1e-8,
+                 style_on_input: bool = False) -> None:
         super().__init__()
         if upsample and downsample:
             raise ValueError("ModulatedConv2d cannot both upsample and downsample")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.demodulate, self.eps = kernel_size, demodulate, eps
         self.upsample, self.downsample = upsample, downsample
+        self.style_on_input = style_on_input
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size,
                                                kernel_size))
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
@@ -60,7 +67,24 @@ class ModulatedConv2d(nn.Module):
                                           + self.eps)
         return weight
 
+    def forward_style_on_input(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        scales = self.affine(style)
+        if self.demodulate:
+            scales = scales * torch.rsqrt(scales.pow(2).mean(dim=1, keepdim=True) + self.eps)
+        x = x * scales[:, :, None, None]
+        weight = self.weight * self.scale
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(1, 2, 3), keepdim=True)
+                                          + self.eps)
+        if self.upsample:
+            return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        if self.downsample:
+            return F.conv2d(self.blur(x), weight, stride=2)
+        return F.conv2d(x, weight, padding=self.kernel_size // 2)
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.style_on_input:
+            return self.forward_style_on_input(x, style)
         batch, _, height, width = x.shape
         k = self.kernel_size
         weight = self.styled_weight(style)

@@ -69,15 +69,22 @@ def make_kernel(taps: Sequence[float], separable: bool = False) -> torch.Tensor:
 
 class Blur(nn.Module):
     """FIR low-pass filter with padding; ``upsample_factor`` f scales the kernel by f**2 to keep
-    the signal's gain after zero insertion. The kernel is a non-persistent buffer."""
+    the signal's gain after zero insertion. ``reflect`` pads by reflection instead of zeros.
+    The kernel is a non-persistent buffer; a one-tap kernel without padding is skipped."""
 
-    def __init__(self, taps: Sequence[float], pad: Sequence[int], upsample_factor: int = 1
-                 ) -> None:
+    def __init__(self, taps: Sequence[float], pad: Sequence[int], upsample_factor: int = 1,
+                 reflect: bool = False) -> None:
         super().__init__()
         self.register_buffer("kernel", make_kernel(taps) * upsample_factor**2, persistent=False)
-        self.pad = tuple(pad)
+        self.pad, self.reflect = tuple(pad), reflect
+        self.identity = len(taps) == 1 and upsample_factor == 1 and not any(self.pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.identity:
+            return x * self.kernel[0, 0]
+        if self.reflect:
+            p0, p1 = self.pad
+            return upfirdn2d(F.pad(x, (p0, p1, p0, p1), mode="reflect"), self.kernel)
         return upfirdn2d(x, self.kernel, pad=self.pad)
 
 

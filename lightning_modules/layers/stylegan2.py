@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.layers.modulation import ModulatedConv2d
@@ -62,24 +63,36 @@ class MappingNetwork(nn.Module):
 class StyledConv(nn.Module):
     """Modulated 3x3 conv, per-pixel noise scaled by a learned strength, bias + leaky ReLU.
 
-    ``fixed_noise`` is a constant noise map (used with ``randomize_noise=False``)."""
+    ``fixed_noise`` (only with a ``resolution``) is a constant noise map used with
+    ``randomize_noise=False``. ``use_noise=False`` skips the noise (the strength parameter is
+    kept, as in the Swapping Autoencoder code); ``style_on_input`` selects that paper's
+    modulation (see :class:`ModulatedConv2d`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, style_dim: int, resolution: int,
-                 upsample: bool = False, blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int,
+                 resolution: int | None = None, upsample: bool = False,
+                 blur_taps: Sequence[float] = BLUR_TAPS, use_noise: bool = True,
+                 style_on_input: bool = False) -> None:
         super().__init__()
         self.modconv = ModulatedConv2d(in_channels, out_channels, 3, style_dim,
-                                       upsample=upsample, blur_taps=blur_taps)
+                                       upsample=upsample, blur_taps=blur_taps,
+                                       style_on_input=style_on_input)
         self.noise_strength = nn.Parameter(torch.zeros(1))
         self.bias = nn.Parameter(torch.zeros(out_channels))
-        self.register_buffer("fixed_noise", torch.randn(1, 1, resolution, resolution))
+        self.use_noise = use_noise
+        if resolution is not None:
+            self.register_buffer("fixed_noise", torch.randn(1, 1, resolution, resolution))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None,
                 randomize_noise: bool = True) -> torch.Tensor:
         x = self.modconv(x, w)
-        if noise is None:
-            noise = (x.new_empty(x.shape[0], 1, *x.shape[2:]).normal_() if randomize_noise
-                     else self.fixed_noise)
-        return bias_leaky_relu(x + self.noise_strength * noise, self.bias)
+        if self.use_noise:
+            if noise is None:
+                noise = (x.new_empty(x.shape[0], 1, *x.shape[2:]).normal_() if randomize_noise
+                         else self.fixed_noise)
+            elif noise.shape[2:] != x.shape[2:]:
+                noise = F.interpolate(noise, size=x.shape[2:], mode="nearest")
+            x = x + self.noise_strength * noise
+        return bias_leaky_relu(x, self.bias)
 
 
 class ToRGB(nn.Module):
@@ -217,28 +230,40 @@ class Generator(nn.Module):
 
 
 class ConvAct(nn.Module):
-    """Equalized conv (optionally blur + stride-2 down-sampling), then bias + leaky ReLU, or a
-    plain bias (``activate=False``), or nothing (``bias=False``)."""
+    """Equalized conv, then bias + leaky ReLU (x sqrt 2), or a plain bias (``activate=False``),
+    or no bias (``bias=False``).
+
+    ``downsample``: FIR blur then stride-2 conv; the blur pads ``pad`` in total (default
+    ``len(taps) - 2 + kernel_size - 1``). Otherwise the conv pads ``pad`` (default
+    ``kernel_size // 2``). ``reflect`` pads by reflection instead of zeros.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  downsample: bool = False, activate: bool = True, bias: bool = True,
-                 blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+                 blur_taps: Sequence[float] = BLUR_TAPS, pad: int | None = None,
+                 reflect: bool = False) -> None:
         super().__init__()
+        self.reflect_pad = 0
         if downsample:
-            p = (len(blur_taps) - 2) + (kernel_size - 1)
-            self.blur = Blur(blur_taps, ((p + 1) // 2, p // 2))
+            p = (len(blur_taps) - 2) + (kernel_size - 1) if pad is None else pad
+            self.blur = Blur(blur_taps, ((p + 1) // 2, p // 2), reflect=reflect)
             self.conv = EqualConv2d(in_channels, out_channels, kernel_size, stride=2,
                                     bias=False)
         else:
             self.blur = None
-            self.conv = EqualConv2d(in_channels, out_channels, kernel_size,
-                                    padding=kernel_size // 2, bias=False)
+            padding = kernel_size // 2 if pad is None else pad
+            if reflect:
+                self.reflect_pad, padding = padding, 0
+            self.conv = EqualConv2d(in_channels, out_channels, kernel_size, padding=padding,
+                                    bias=False)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.activate = activate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.blur is not None:
             x = self.blur(x)
+        elif self.reflect_pad:
+            x = F.pad(x, (self.reflect_pad,) * 4, mode="reflect")
         x = self.conv(x)
         if self.activate:
             return bias_leaky_relu(x, self.bias)
@@ -246,16 +271,19 @@ class ConvAct(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Discriminator block: two 3x3 convs (the second down-sampling) plus a 1x1 down-sampling
-    skip, summed and scaled by 1/sqrt(2)."""
+    """Discriminator / encoder block: two 3x3 convs (the second down-sampling) plus a 1x1
+    down-sampling skip without bias or activation, summed and scaled by 1/sqrt(2).
+    ``reflect`` pads the 3x3 convs by reflection; ``downsample=False`` keeps the resolution."""
 
     def __init__(self, in_channels: int, out_channels: int,
-                 blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+                 blur_taps: Sequence[float] = BLUR_TAPS, reflect: bool = False,
+                 downsample: bool = True) -> None:
         super().__init__()
-        self.conv1 = ConvAct(in_channels, in_channels, 3)
-        self.conv2 = ConvAct(in_channels, out_channels, 3, downsample=True, blur_taps=blur_taps)
-        self.skip = ConvAct(in_channels, out_channels, 1, downsample=True, activate=False,
-                            bias=False, blur_taps=blur_taps)
+        self.conv1 = ConvAct(in_channels, in_channels, 3, reflect=reflect)
+        self.conv2 = ConvAct(in_channels, out_channels, 3, downsample=downsample,
+                             blur_taps=blur_taps, reflect=reflect)
+        self.skip = ConvAct(in_channels, out_channels, 1, downsample=downsample,
+                            activate=False, bias=False, blur_taps=blur_taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)

@@ -42,9 +42,8 @@ class StyleGAN2(GANModule):
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         g_interval = self.g_reg_every if self.loss.pl_weight > 0 else 0
         d_interval = self.d_reg_every if self.loss.r1_gamma > 0 else 0
-        return {"generator": OptimizerSpec(self.generator.parameters(), self.lr,
-                                           reg_interval=g_interval),
-                "discriminator": OptimizerSpec(self.discriminator.parameters(), self.lr,
+        return {"generator": OptimizerSpec([self.generator], self.lr, reg_interval=g_interval),
+                "discriminator": OptimizerSpec([self.discriminator], self.lr,
                                                reg_interval=d_interval)}
 
     def phases(self) -> list[Phase]:

@@ -1,0 +1,147 @@
+"""Swapping Autoencoder losses (Park et al. 2020, Eq. 1-4; weights of the official code).
+
+One object owns every phase:
+
+* ``D_main``: image D on real (x1), reconstruction (x0.5) and swap (x0.5); co-occurrence D on
+  (real reference, other real crops) as real and (real reference, swap crops) as fake.
+* ``D_reg``: ``lambda_R1 / 2 * ||grad D(x)||^2`` plus
+  ``lambda_patch_R1 / 4 * (||grad_ref||^2 + ||grad_query||^2)`` per image, times the lazy
+  interval (the official code's weights).
+* ``G_main``: L1 reconstruction (x1), GAN on reconstruction (x0.5) and swap (x1), patch
+  co-occurrence GAN on the swap (x1).
+
+All GAN terms are non-saturating (softplus). Reconstructions use the first half of the batch;
+swaps pair adjacent images (:func:`swap_pairs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_modules.swapping_autoencoder.networks import (
+    Encoder,
+    Generator,
+    PatchDiscriminator,
+    random_crops,
+    swap_pairs,
+)
+
+#: uniform(*shape) -> U(0, 1) tensor with one row per sample (GANModule.draw, kind="uniform")
+Uniform = Callable[..., torch.Tensor]
+
+
+def real_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating loss for logits that should say "real": mean softplus(-x)."""
+    return F.softplus(-logits).mean()
+
+
+def fake_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Loss for logits that should say "fake": mean softplus(x)."""
+    return F.softplus(logits).mean()
+
+
+@dataclass
+class LossWeights:
+    l1: float = 1.0
+    gan: float = 1.0
+    patch_gan: float = 1.0
+    r1: float = 10.0
+    patch_r1: float = 1.0
+
+
+class SwapAELoss(nn.Module):
+    def __init__(self, weights: LossWeights, patch_size: int, patch_num_crops: int,
+                 patch_scale: tuple[float, float], patch_use_aggregation: bool) -> None:
+        super().__init__()
+        self.weights = weights
+        self.patch_size, self.patch_num_crops = patch_size, patch_num_crops
+        self.patch_scale, self.aggregate = patch_scale, patch_use_aggregation
+
+    def crops(self, images: torch.Tensor, uniform: Uniform) -> torch.Tensor:
+        batch, crops = images.shape[0], self.patch_num_crops
+
+        def per_sample(*shape: int) -> torch.Tensor:  # rows are (image, crop) pairs
+            return uniform(batch, crops, *shape[1:]).reshape(shape)
+
+        return random_crops(images, self.patch_size, self.patch_scale, crops, per_sample)
+
+    @staticmethod
+    def reconstruct_and_swap(encoder: Encoder, generator: Generator, real: torch.Tensor,
+                             noise: Callable[[int, tuple[int, int]], list[torch.Tensor]]
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        structure_code, texture_code = encoder(real)
+        half = real.shape[0] // 2
+        code_size = tuple(structure_code.shape[2:])
+        reconstruction = generator(structure_code[:half], texture_code[:half],
+                                   noise(half, code_size))
+        swapped = generator(swap_pairs(structure_code), texture_code,
+                            noise(real.shape[0], code_size))
+        return reconstruction, swapped
+
+    def d_main(self, encoder: Encoder, generator: Generator, image_d: nn.Module | None,
+               patch_d: PatchDiscriminator | None, real: torch.Tensor, uniform: Uniform,
+               noise) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
+        terms = {}
+        if image_d is not None and self.weights.gan > 0:
+            terms["D_real"] = real_loss(image_d(real)) * self.weights.gan
+            terms["D_rec"] = fake_loss(image_d(reconstruction)) * 0.5 * self.weights.gan
+            terms["D_mix"] = fake_loss(image_d(swapped)) * 0.5 * self.weights.gan
+        if patch_d is not None and self.weights.patch_gan > 0:
+            reference = patch_d.features(self.crops(real, uniform), self.aggregate)
+            target = patch_d.features(self.crops(real, uniform))
+            swap_crops = patch_d.features(self.crops(swapped, uniform))
+            terms["PatchD_real"] = real_loss(patch_d.score(reference, target)) * \
+                self.weights.patch_gan
+            terms["PatchD_mix"] = fake_loss(patch_d.score(reference, swap_crops)) * \
+                self.weights.patch_gan
+        return terms
+
+    def d_reg(self, image_d: nn.Module | None, patch_d: PatchDiscriminator | None,
+              real: torch.Tensor, uniform: Uniform, gain: float) -> dict[str, torch.Tensor]:
+        per_image = real.new_zeros(real.shape[0])
+        keep_graph = real.new_zeros(())
+        if image_d is not None and self.weights.r1 > 0:
+            images = real.detach().requires_grad_(True)
+            logits = image_d(images)
+            (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+            per_image = per_image + grad.pow(2).flatten(1).sum(1) * (self.weights.r1 * 0.5)
+            keep_graph = keep_graph + 0 * logits.sum()
+        if patch_d is not None and self.weights.patch_r1 > 0:
+            reference = self.crops(real, uniform).detach().requires_grad_(True)
+            query = self.crops(real, uniform).detach().requires_grad_(True)
+            logits = patch_d.score(patch_d.features(reference, self.aggregate),
+                                   patch_d.features(query))
+            grad_reference, grad_query = torch.autograd.grad(logits.sum(), [reference, query],
+                                                             create_graph=True)
+            penalty = grad_reference.pow(2).flatten(1).sum(1) + \
+                grad_query.pow(2).flatten(1).sum(1)
+            per_image = per_image + penalty * (0.5 * self.weights.patch_r1 * 0.5)
+            keep_graph = keep_graph + 0 * logits.sum()
+        return {"D_R1": per_image.mean() * gain + keep_graph}
+
+    def g_main(self, encoder: Encoder, generator: Generator, image_d: nn.Module | None,
+               patch_d: PatchDiscriminator | None, real: torch.Tensor, uniform: Uniform,
+               noise) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(loss terms, metrics); metrics hold the reconstruction L1 distance."""
+        reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
+        l1 = (reconstruction - real[: reconstruction.shape[0]]).abs().mean()
+        terms = {}
+        if self.weights.l1 > 0:
+            terms["G_L1"] = l1 * self.weights.l1
+        if image_d is not None and self.weights.gan > 0:
+            terms["G_GAN_rec"] = real_loss(image_d(reconstruction)) * 0.5 * self.weights.gan
+            terms["G_GAN_mix"] = real_loss(image_d(swapped)) * self.weights.gan
+        if patch_d is not None and self.weights.patch_gan > 0:
+            with torch.no_grad():
+                reference = patch_d.features(self.crops(real, uniform), self.aggregate)
+            swap_features = patch_d.features(self.crops(swapped, uniform))
+            terms["G_mix"] = real_loss(patch_d.score(reference, swap_features)) * \
+                self.weights.patch_gan
+        return terms, {"L1_dist": l1.detach()}
