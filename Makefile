@@ -27,13 +27,9 @@ test: venv
 	$(TUNED_MALLOC) $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv
-	@if [ -f experiments/swapping_autoencoder/demo.yaml ]; then \
-		$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/swapping_autoencoder/demo.yaml; \
-	else \
-		echo "corrlab is installed in $(VENV), but there is no paper module yet:"; \
-		echo "the Swapping Autoencoder demo arrives with experiments/swapping_autoencoder/demo.yaml."; \
-		echo "Meanwhile try: $(VENV)/bin/corrlab data info PATH_TO_IMAGES"; \
-	fi
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/swapping_autoencoder/demo.yaml \
+		--experiment demo
+	$(PY) -m experiments.report runs/demo
 
 bench: venv
 	@mkdir -p runs/bench

@@ -137,3 +137,23 @@ def test_stylegan2_config_trains_through_the_cli(tmp_path: Path):
             if r.split(",")[header.split(",").index("progress/kimg")]]
     assert kimg[-1] == pytest.approx(0.032)
     assert list((run_dir / "images" / "samples").glob("*.png"))
+
+
+def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path):
+    config = ROOT / "experiments" / "swapping_autoencoder" / "demo.yaml"
+    result = run_corrlab(["fit", "--config", str(config), "--experiment", "demo",
+                          "--model.init_args.max_kimg", "0.032", "--data.init_args.num_workers",
+                          "0", "--trainer.enable_progress_bar", "false", "--loggers", "[csv]"],
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "demo" / "version_0"
+    grids = sorted((run_dir / "swap_grids").glob("*.png"))
+    assert len(grids) >= 2  # at the start and at the end
+    assert Image.open(grids[-1]).size == (5 * 64 + 6 * 2, 5 * 64 + 6 * 2)  # 4 x 4 swaps + refs
+    assert (run_dir / "losses.png").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert "swap/l1_to_true_swap" in metrics and "G_main/G_L1" in metrics
+    report = subprocess.run([sys.executable, "-m", "experiments.report", "runs/demo"],
+                            cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            capture_output=True, text=True, check=True).stdout
+    assert "swap grid:" in report and "ground-truth swap L1" in report

@@ -321,3 +321,22 @@ def test_structure_code_rgb_is_in_range_and_upsampled():
     assert rgb.shape == (2, 3, 16, 16)
     assert rgb.min() >= -1 - 1e-6 and rgb.max() <= 1 + 1e-6
     assert math.isclose(float(rgb.amin(dim=(0, 2, 3)).max()), -1.0, abs_tol=1e-5)
+
+
+def test_official_import_reads_opt_txt_and_rejects_other_files(tmp_path: Path):
+    from lightning_modules.checkpoints import CheckpointError
+
+    folder = fixtures_dir() / "official_swapae"
+    from_json, expected, options = official_fixture()
+    from_txt = load_official_swapae(folder / "latest_checkpoint.pth", folder / "opt.txt").eval()
+    assert dict(from_txt.hparams) == dict(from_json.hparams)
+    with torch.no_grad():
+        torch.testing.assert_close(from_txt.encode(expected["images"])[1],
+                                   expected["texture_code"], rtol=0, atol=1e-4)
+    assert from_txt.discriminator_steps == 1  # the official num_discriminator_iters buffer
+    torch.save({"model": {}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not an official Swapping Autoencoder"):
+        load_official_swapae(tmp_path / "other.pth", options)
+    wrong = dict(options, global_code_ch=128)
+    with pytest.raises(CheckpointError, match="does not fit the options"):
+        load_official_swapae(folder / "latest_checkpoint.pth", wrong)

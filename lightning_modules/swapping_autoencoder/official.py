@@ -212,6 +212,12 @@ def load_official_swapae(checkpoint: str | Path, options: str | Path | dict):
         k.startswith("Dpatch.") for k in state) else 0.0
     model = SwappingAutoencoder(**arguments)
     converted = convert_official_state(state, official)
+    own = model.state_dict()
+    for key, tensor in converted.items():
+        if key in own and own[key].shape != tensor.shape:
+            raise CheckpointError(f"{path}: does not fit the options given: '{key}' is "
+                                  f"{tuple(tensor.shape)} in the file but "
+                                  f"{tuple(own[key].shape)} for these options.")
     missing, unexpected = model.load_state_dict(converted, strict=False)
     missing = [k for k in missing if not k.startswith(("encoder_ema.", "generator_ema."))]
     if missing or unexpected:

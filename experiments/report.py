@@ -1,0 +1,52 @@
+"""Print where a run's outputs are and how its ground-truth swap error moved.
+
+    python -m experiments.report runs/demo            (latest version of the experiment)
+    python -m experiments.report runs/demo/version_3
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from pathlib import Path
+
+
+def latest_run(path: Path) -> Path:
+    if (path / "metrics.csv").is_file():
+        return path
+    versions = [p for p in path.glob("version_*") if re.fullmatch(r"version_\d+", p.name)]
+    if not versions:
+        raise SystemExit(f"{path}: no run folder (version_N) found")
+    return max(versions, key=lambda p: int(p.name.split("_")[1]))
+
+
+def swap_error_history(metrics: Path) -> list[tuple[float, float]]:
+    with open(metrics, newline="") as handle:
+        return [(float(row.get("progress/kimg") or 0), float(row["swap/l1_to_true_swap"]))
+                for row in csv.DictReader(handle) if row.get("swap/l1_to_true_swap")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    run = latest_run(Path(args[0] if args else "runs/demo"))
+    grids = sorted((run / "swap_grids").glob("*.png"))
+    print(f"run folder:   {run}")
+    if grids:
+        print(f"swap grid:    {grids[-1]}  ({len(grids)} in {run / 'swap_grids'})")
+    for name, label in (("metrics.csv", "metrics:"), ("losses.png", "loss plot:")):
+        if (run / name).is_file():
+            print(f"{label:<13} {run / name}")
+    checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
+    if checkpoints:
+        print(f"checkpoint:   {checkpoints[-1]}")
+    history = swap_error_history(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
+    if history:
+        (k0, v0), (k1, v1) = history[0], history[-1]
+        print(f"ground-truth swap L1 (lower is better): {v0:.4f} at {k0:g} kimg -> "
+              f"{v1:.4f} at {k1:g} kimg")
+    print(f"TensorBoard:  .venv/bin/tensorboard --logdir {run.parent}")
+
+
+if __name__ == "__main__":
+    main()
