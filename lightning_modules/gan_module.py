@@ -3,9 +3,10 @@
 A subclass declares its networks' optimizers (:meth:`optimizer_specs`) and phases
 (:meth:`phases`), and computes each phase's loss terms (:meth:`phase_loss`). The scaffold runs
 the due phases of every iteration (zero grad, backward, cross-rank gradient average, finiteness
-check, step), counts images seen (``kimg``: training length, EMA and logging are measured in it,
-never in Lightning's ``global_step``), updates EMA copies, applies the lazy-regularization Adam
-correction, and keeps every counter in the checkpoint.
+check, step), counts images seen (``kimg``: training length and the EMA half-life are measured
+in it, and it is logged as ``progress/kimg``; Lightning's ``global_step`` counts optimizer steps
+and drives nothing), updates EMA copies, applies the lazy-regularization Adam correction, and
+keeps every counter in the checkpoint. Regularization intervals count iterations (batches).
 
 Randomness that defines the training run (latents, noise) is drawn with :meth:`draw`, from the
 seed, the iteration and the global batch: N ranks with batch B draw exactly what one process
