@@ -11,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from callbacks.swap_grid import structure_code_rgb, swap_grid
 from datamodules import UnpairedDataModule
@@ -334,6 +335,16 @@ def test_official_import_reads_opt_txt_and_rejects_other_files(tmp_path: Path):
         torch.testing.assert_close(from_txt.encode(expected["images"])[1],
                                    expected["texture_code"], rtol=0, atol=1e-4)
     assert from_txt.discriminator_steps == 1  # the official num_discriminator_iters buffer
+    config = tmp_path / "fixture.yaml"  # a corrlab config of the same setting works too
+    config.write_text(yaml.safe_dump({"model": {"init_args": {
+        key: options[key] for key in ("crop_size", "global_code_ch", "spatial_code_ch",
+                                      "netE_scale_capacity", "netE_num_downsampling_sp",
+                                      "netE_num_downsampling_gl", "netG_scale_capacity",
+                                      "netD_scale_capacity", "netPatchD_scale_capacity",
+                                      "netPatchD_max_nc", "patch_size",
+                                      "patch_use_aggregation")}}}))
+    from_yaml = load_official_swapae(folder / "latest_checkpoint.pth", config)
+    assert dict(from_yaml.hparams) == dict(from_json.hparams)
     torch.save({"model": {}}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="not an official Swapping Autoencoder"):
         load_official_swapae(tmp_path / "other.pth", options)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from lightning_modules.checkpoints import CheckpointError, safe_load
 
@@ -41,17 +42,23 @@ OPTION_NAMES = {
 
 
 def read_options(source: str | Path | dict) -> dict[str, Any]:
-    """Official options from a dict, a JSON file (``{"options": {...}}`` or flat), or the
-    ``opt.txt`` the official ``TrainOptions`` writes (``name: value  [default: ...]``)."""
+    """Official options from a dict, a JSON file (``{"options": {...}}`` or flat), a corrlab
+    config YAML (its ``model.init_args``, e.g. ``experiments/swapping_autoencoder/
+    church256.yaml`` for the official church model), or the ``opt.txt`` the official
+    ``TrainOptions`` writes (``name: value  [default: ...]``)."""
     if isinstance(source, dict):
         return dict(source.get("options", source))
     path = Path(source)
     if not path.is_file():
-        raise CheckpointError(f"{path}: options file does not exist (give the run's opt.txt).")
+        raise CheckpointError(f"{path}: options file does not exist (give the run's opt.txt "
+                              "or the corrlab config of the same setting).")
     text = path.read_text()
     if path.suffix == ".json":
         data = json.loads(text)
         return dict(data.get("options", data))
+    if path.suffix in (".yaml", ".yml"):
+        config = yaml.safe_load(text) or {}
+        return dict((config.get("model") or {}).get("init_args") or config)
     options = {}
     for line in text.splitlines():
         match = re.match(r"\s*([A-Za-z_][\w]*):\s*(.*?)\s*(\[default:.*\])?\s*$", line)
