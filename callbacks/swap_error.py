@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 
 from datamodules.synthetic import TRAIN_FAMILIES, image_seeds, render
@@ -25,7 +24,7 @@ def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
         structures.append(render(structure_a, texture_a, size, families)[0])
         textures.append(render(structure_b, texture_b, size, families)[0])
         truths.append(render(structure_a, texture_b, size, families)[0])
-    stack = lambda images: torch.stack([to_image_tensor(np.asarray(im)) for im in images])
+    stack = lambda images: torch.stack([to_image_tensor(image) for image in images])
     return stack(structures), stack(textures), stack(truths)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 
 
@@ -53,14 +54,6 @@ class ShortSideResize(A.ImageOnlyTransform):
         return cv2.resize(img, new_size, interpolation=interpolation)
 
 
-def to_image_tensor(image: np.ndarray):
-    """uint8 HWC -> float CHW in [-1, 1], the inverse of :func:`to_uint8`."""
-    import torch
-
+def to_image_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HWC -> float CHW in [-1, 1], the same scaling as the pipelines' normalisation."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
-def to_uint8(images):
-    """Float images in [-1, 1] (CHW or NCHW tensor) -> uint8 HWC / NHWC numpy arrays."""
-    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu()
-    return array.permute(*range(array.dim() - 3), -2, -1, -3).numpy()

@@ -80,8 +80,8 @@ class Blur(nn.Module):
         self.identity = len(taps) == 1 and upsample_factor == 1 and not any(self.pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.identity:
-            return x * self.kernel[0, 0]
+        if self.identity:  # the one-tap kernel [1] (anti-aliasing off)
+            return x
         if self.reflect:
             p0, p1 = self.pad
             return upfirdn2d(F.pad(x, (p0, p1, p0, p1), mode="reflect"), self.kernel)
