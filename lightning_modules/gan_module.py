@@ -202,8 +202,8 @@ class GANModule(L.LightningModule):
         self.update_ema(global_batch)
         self.images_seen += global_batch
         self.iteration += 1
-        self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True)
-        if self.max_kimg is not None and self.images_seen >= self.max_kimg * 1000:
+        self.log("progress/kimg", self.kimg, prog_bar=True)
+        if self.max_kimg is not None and self.kimg >= self.max_kimg:
             self.trainer.should_stop = True
 
     def run_phase(self, phase: Phase, batch: Any) -> None:
