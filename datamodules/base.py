@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
 from datamodules.decode import DataError
+from datamodules.reference import ReferenceSet
 from datamodules.sources import VALIDATION_MODES, ImageSource, open_source, validate_source
 from datamodules.synthetic import TRAIN_FAMILIES, SyntheticSource
 from datamodules.transforms import build_transform
@@ -121,6 +122,10 @@ class ImageDataModule(L.LightningDataModule):
     def transform(self, train: bool, **kwargs: Any):
         return build_transform(self.crop_size, self.load_size, train=train, flip=self.flip,
                                **kwargs)
+
+    def reference_set(self) -> ReferenceSet:
+        """The real images metrics (FID, KID) compare generated images with."""
+        raise NotImplementedError(f"{type(self).__name__} does not define reference_set().")
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def build_datasets(self) -> tuple[SeededDataset, SeededDataset]:

@@ -9,6 +9,7 @@ import torch
 
 from datamodules.base import SYNTHETIC, ImageDataModule, SeededDataset
 from datamodules.decode import DataError
+from datamodules.reference import ReferenceSet
 from datamodules.synthetic import HELD_OUT_FAMILY
 from datamodules.unpaired import ImageDataset
 
@@ -60,6 +61,13 @@ class FewShotDataModule(ImageDataModule):
         self.shots = ImageDataset(source, indices[:self.k], self.transform(train=True))
         val = ImageDataset(source, indices[:self.k], self.transform(train=False))
         return RepeatedDataset(self.shots, max(self.epoch_length, self.batch_size)), val
+
+    def reference_set(self) -> ReferenceSet:
+        """The k training images (FID against the target set, as in the CDC paper)."""
+        if self.shots is None:
+            self.setup("fit")
+        return ReferenceSet(self.shots.source, self.shots.indices, self.crop_size,
+                            self.load_size)
 
     def train_images(self) -> torch.Tensor:
         """The k training images, resized and centre-cropped, ``k x 3 x H x W`` in [-1, 1]

@@ -9,6 +9,7 @@ import numpy as np
 
 from datamodules.base import SYNTHETIC, ImageDataModule, SeededDataset
 from datamodules.decode import DataError
+from datamodules.reference import ReferenceSet
 from datamodules.sources import ImageSource
 from datamodules.synthetic import SyntheticSource, labels_to_rgb
 
@@ -92,6 +93,26 @@ class PairedDataModule(ImageDataModule):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction: '{direction}' is not one of {DIRECTIONS}")
         self.source, self.target_source, self.direction = source, target_source, direction
+
+    def reference_set(self) -> ReferenceSet:
+        """The target side of every training pair (what the model should produce)."""
+        self.setup("fit")
+        data: PairedDataset = self.train_set
+        a_to_b = self.direction == "AtoB"
+        if isinstance(data.inputs, SyntheticSource):
+            if not a_to_b:
+                raise ValueError("reference_set: synthetic paired data with direction BtoA "
+                                 "targets label maps; image metrics do not apply.")
+            return ReferenceSet(data.inputs, [i for i, _ in data.pairs], self.crop_size,
+                                self.load_size)
+        if data.targets is None:
+            return ReferenceSet(data.inputs, [i for i, _ in data.pairs], self.crop_size,
+                                self.load_size, half="right" if a_to_b else "left")
+        if a_to_b:
+            return ReferenceSet(data.targets, [t for _, t in data.pairs], self.crop_size,
+                                self.load_size)
+        return ReferenceSet(data.inputs, [i for i, _ in data.pairs], self.crop_size,
+                            self.load_size)
 
     def build_datasets(self) -> tuple[SeededDataset, SeededDataset]:
         inputs = self.open(self.source)

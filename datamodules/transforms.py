@@ -16,9 +16,10 @@ from albumentations.pytorch import ToTensorV2
 
 
 def build_transform(crop_size: int, load_size: int | None = None, train: bool = True,
-                    flip: bool = True, additional_targets: dict[str, str] | None = None
-                    ) -> A.Compose:
-    """The corrlab image pipeline; see the module docstring."""
+                    flip: bool = True, additional_targets: dict[str, str] | None = None,
+                    normalize: bool = True) -> A.Compose:
+    """The corrlab image pipeline; see the module docstring. ``normalize=False`` stops after
+    the geometry and returns HWC uint8 (the input of metric feature extractors)."""
     if crop_size < 1:
         raise ValueError(f"crop_size must be positive, got {crop_size}")
     if load_size is not None and load_size < crop_size:
@@ -30,8 +31,10 @@ def build_transform(crop_size: int, load_size: int | None = None, train: bool = 
                  A.CenterCrop(crop_size, crop_size))
     if train and flip:
         steps.append(A.HorizontalFlip(p=0.5))
-    steps += [A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), max_pixel_value=255.0),
-              ToTensorV2()]
+    if normalize:
+        steps += [A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                              max_pixel_value=255.0),
+                  ToTensorV2()]
     return A.Compose(steps, additional_targets=additional_targets or {}, seed=0)
 
 

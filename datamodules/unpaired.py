@@ -4,6 +4,7 @@ independently (CycleGAN-style translation)."""
 from __future__ import annotations
 
 from datamodules.base import SYNTHETIC, ImageDataModule, SeededDataset
+from datamodules.reference import ReferenceSet
 from datamodules.sources import ImageSource
 from datamodules.synthetic import HELD_OUT_FAMILY
 
@@ -57,6 +58,13 @@ class UnpairedDataModule(ImageDataModule):
                 ) -> ImageDataset:
         indices = self.validated(source)
         return ImageDataset(source, indices[:limit], self.transform(train))
+
+    def reference_set(self) -> ReferenceSet:
+        """Domain B's training images when there are two domains (generated images are B-like),
+        else the training images."""
+        self.setup("fit")
+        domain = self.train_set.domain_b if self.source_b is not None else self.train_set
+        return ReferenceSet(domain.source, domain.indices, self.crop_size, self.load_size)
 
     def build_datasets(self) -> tuple[SeededDataset, SeededDataset]:
         source_a = self.open(self.source)

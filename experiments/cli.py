@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         from datamodules.convert import main as data_main
 
         sys.exit(data_main(words[1:]))
+    if words and words[0] == "fid":
+        from experiments.fid_cli import main as fid_main
+
+        sys.exit(fid_main(words[1:]))
     CorrlabCLI(args=argv)
 
 

