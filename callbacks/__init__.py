@@ -1,8 +1,12 @@
 """Callbacks: everything that logs or writes files during training."""
 
+from callbacks.fid import FID
+from callbacks.lpips import IntraClusterLPIPS, ReconstructionLPIPS
 from callbacks.metric_plot import MetricPlot
 from callbacks.sample_grid import SampleGrid
 from callbacks.swap_error import GroundTruthSwapError
+from callbacks.swap_fid import SwapFID
 from callbacks.swap_grid import SwapGrid
 
-__all__ = ["GroundTruthSwapError", "MetricPlot", "SampleGrid", "SwapGrid"]
+__all__ = ["FID", "GroundTruthSwapError", "IntraClusterLPIPS", "MetricPlot",
+           "ReconstructionLPIPS", "SampleGrid", "SwapFID", "SwapGrid"]

@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import move_data_to_device
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
 from callbacks.features import (
     InceptionFeatures,
@@ -98,34 +98,33 @@ class FID(L.Callback):
                                          self.cache_dir, self.num_workers, self.progress)
         return self._real
 
-    def generation_items(self, trainer: L.Trainer) -> Dataset:
-        dataset = getattr(trainer.datamodule, "val_set", None)
-        if dataset is None or len(dataset) == 0:
+    def generation_batch(self, trainer: L.Trainer, index: int) -> Any:
+        """Batch ``index``: validation items ``index*B ... index*B+B-1``, cycled."""
+        items = getattr(trainer.datamodule, "val_set", None)
+        if items is None or len(items) == 0:
             raise ValueError(f"{type(self).__name__}: the datamodule has no validation items to "
                              "build generation batches from.")
-        return dataset
+        start = index * self.batch_size
+        return default_collate([items[(start + t) % len(items)] for t in range(self.batch_size)])
 
     def generate(self, pl_module: L.LightningModule, batch: Any) -> torch.Tensor:
         return pl_module.generate_for_metrics(batch)
 
     @torch.no_grad()
     def fake_features(self, trainer: L.Trainer, pl_module: L.LightningModule) -> torch.Tensor:
-        items = self.generation_items(trainer)
         extractor = self.extractor(pl_module.device)
         rank, world = _rank_world()
         num_batches = math.ceil(self.num_images / self.batch_size)
         local = []
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         for j in range(rank, num_batches, world):
-            indices = [(j * self.batch_size + t) % len(items) for t in range(self.batch_size)]
-            batch = move_data_to_device(default_collate([items[i] for i in indices]),
-                                        pl_module.device)
+            batch = move_data_to_device(self.generation_batch(trainer, j), pl_module.device)
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.seed * 1_000_003 + j)
                 images = self.generate(pl_module, batch)
             if images.shape[0] != self.batch_size:
-                raise ValueError(f"generate_for_metrics returned {images.shape[0]} images for a "
-                                 f"batch of {self.batch_size}.")
+                raise ValueError(f"{type(self).__name__}: {images.shape[0]} images generated "
+                                 f"for a batch of {self.batch_size}.")
             local.append(extractor(images_to_uint8(images)))
         stacked = torch.stack(local) if local else torch.zeros(0, self.batch_size, 2048)
         return gather_interleaved(stacked).reshape(-1, 2048)[:self.num_images]

@@ -1,6 +1,7 @@
 """Ground-truth swap error on shapes & textures: the renderer knows the correct swap
 ``render(structure_a, texture_b)``, so swap quality is measured directly as the L1 distance (in
-[-1, 1] units) between ``swap(image_a, image_b)`` and it, on a fixed list of pairs."""
+[-1, 1] units), and optionally the LPIPS distance, between ``swap(image_a, image_b)`` and it,
+on a fixed list of pairs."""
 
 from __future__ import annotations
 
@@ -29,18 +30,30 @@ def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
 
 
 class GroundTruthSwapError(L.Callback):
-    """Logs ``swap/l1_to_true_swap`` at the start and end of training and every
-    ``every_kimg``; ``history`` keeps ``(kimg, value)``. Needs ``swap(structure, texture)``."""
+    """Logs ``swap/l1_to_true_swap`` (and ``swap/lpips_to_true_swap`` when ``lpips_net`` is
+    set) at the start and end of training and every ``every_kimg``; ``history`` keeps
+    ``(kimg, l1)``. Needs ``swap(structure, texture)``."""
 
     def __init__(self, num_pairs: int = 32, size: int = 64, every_kimg: float = 10.0,
-                 seed: int = 12345) -> None:
+                 seed: int = 12345, lpips_net: str | None = None,
+                 lpips_weights_path: str | None = None) -> None:
         self.num_pairs, self.size, self.every_kimg, self.seed = num_pairs, size, every_kimg, seed
+        self.lpips_net, self.lpips_weights_path = lpips_net, lpips_weights_path
+        self.lpips = None
         self.history: list[tuple[float, float]] = []
+        self.lpips_history: list[tuple[float, float]] = []
         self.next_kimg = 0.0
         self._pairs = None
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.lpips_net is not None and self.lpips is None:
+            from callbacks.lpips import LPIPS  # fails here, before training, without weights
+
+            self.lpips = LPIPS(self.lpips_net, self.lpips_weights_path)
+
     @torch.no_grad()
-    def measure(self, pl_module: L.LightningModule) -> float:
+    def swaps(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
+        """(swaps clamped to [-1, 1], true swaps) of the fixed pairs."""
         if self._pairs is None:
             self._pairs = swap_pairs_with_truth(self.num_pairs, self.size, self.seed)
         structures, textures, truths = (t.to(pl_module.device) for t in self._pairs)
@@ -48,16 +61,26 @@ class GroundTruthSwapError(L.Callback):
         pl_module.eval()
         swaps = pl_module.swap(structures, textures)
         pl_module.train(was_training)
-        return float((swaps.clamp(-1, 1) - truths).abs().mean())
+        return swaps.clamp(-1, 1), truths
+
+    def measure(self, pl_module: L.LightningModule) -> float:
+        """Mean L1 between swaps and true swaps."""
+        swaps, truths = self.swaps(pl_module)
+        return float((swaps - truths).abs().mean())
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         kimg = getattr(pl_module, "images_seen", 0) / 1000.0
-        value = self.measure(pl_module)
+        swaps, truths = self.swaps(pl_module)
+        value = float((swaps - truths).abs().mean())
+        metrics = {"swap/l1_to_true_swap": value, "progress/kimg": kimg}
         self.history.append((kimg, value))
+        if self.lpips is not None:
+            perceptual = float(self.lpips.to(swaps.device)(swaps, truths).mean())
+            self.lpips_history.append((kimg, perceptual))
+            metrics["swap/lpips_to_true_swap"] = perceptual
         self.next_kimg = kimg + self.every_kimg
         for logger in trainer.loggers:
-            logger.log_metrics({"swap/l1_to_true_swap": value, "progress/kimg": kimg},
-                               step=trainer.global_step)
+            logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.record(trainer, pl_module)

@@ -36,3 +36,37 @@ def image_folder(tmp_path: Path) -> Path:
         Image.fromarray(random_image(rng, width, height)).save(root / name)
     (root / "notes.txt").write_text("not an image")
     return root
+
+
+@pytest.fixture(scope="session")
+def random_torch_home(tmp_path_factory) -> Path:
+    """A TORCH_HOME whose hub cache holds random-initialised Inception (torch-fidelity's file
+    name) and AlexNet (torchvision's): the real loading paths, with weights CI can have."""
+    import torch
+    import torchvision
+
+    from callbacks.inception import hub_checkpoint_path, random_inception_weights
+    from callbacks.lpips import backbone_file_name
+
+    home = tmp_path_factory.mktemp("torch_home")
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)
+    try:
+        random_inception_weights(hub_checkpoint_path(), seed=0)
+        torch.manual_seed(0)
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(),
+                   hub_checkpoint_path(backbone_file_name("alex")))
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_HOME")
+        else:
+            os.environ["TORCH_HOME"] = previous
+    return home
+
+
+@pytest.fixture
+def metric_env(random_torch_home: Path, monkeypatch, tmp_path: Path) -> Path:
+    """Random weights found through TORCH_HOME and a fresh corrlab cache; returns the cache."""
+    monkeypatch.setenv("TORCH_HOME", str(random_torch_home))
+    monkeypatch.setenv("CORRLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -1,0 +1,219 @@
+"""LPIPS (Zhang et al., CVPR 2018) and the metrics built on it.
+
+The network and its calibrated linear layers are torchmetrics' (the linear weights ship inside
+torchmetrics). The ImageNet backbone cannot be downloaded here, so it is looked up as
+``weights_path``, then the ``TORCH_HOME`` hub cache under torchvision's file name; absent both,
+:class:`~callbacks.inception.WeightsError` says where to put it.
+
+- :func:`intra_cluster_lpips`: the diversity metric of few-shot CDC (Ojha et al., CVPR 2021,
+  Sec. 4.2): each generated image joins the cluster of its nearest training image (LPIPS);
+  the score is the mean pairwise LPIPS within each cluster (first ``max_members`` members),
+  averaged over clusters that have a pair (a lone member has no pairwise distance, as in the
+  official code, where its NaN mean is dropped).
+- :class:`ReconstructionLPIPS`: LPIPS between images and their reconstructions
+  (Swapping Autoencoder, ``decode(encode(x))``).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import lightning as L
+import torch
+from torch import nn
+
+from callbacks.inception import WeightsError, hub_checkpoint_path
+from callbacks.metric_logging import log_provenance
+
+BACKBONES = {"alex": ("alexnet", "AlexNet_Weights"), "vgg": ("vgg16", "VGG16_Weights"),
+             "squeeze": ("squeezenet1_1", "SqueezeNet1_1_Weights")}
+
+
+def backbone_file_name(net: str) -> str:
+    """The file torchvision downloads the ImageNet weights of ``net`` to."""
+    import torchvision
+
+    if net not in BACKBONES:
+        raise ValueError(f"LPIPS net '{net}' is not one of {sorted(BACKBONES)}")
+    weights = getattr(torchvision.models, BACKBONES[net][1]).DEFAULT
+    return Path(urlparse(weights.url).path).name
+
+
+def find_lpips_backbone(net: str = "alex", weights_path: str | Path | None = None) -> Path:
+    file_name = backbone_file_name(net)
+    candidates = [Path(weights_path).expanduser()] if weights_path else []
+    candidates.append(hub_checkpoint_path(file_name))
+    for path in candidates:
+        if path.is_file():
+            return path
+    tried = "".join(f"  - {path} (missing)\n" for path in candidates)
+    raise WeightsError(
+        f"LPIPS ({net}) needs torchvision's ImageNet {BACKBONES[net][0]} weights and none were "
+        f"found. Tried:\n{tried}Provide them either way:\n"
+        f"  1. pass weights_path=/path/to/{file_name};\n"
+        f"  2. copy {file_name} to {hub_checkpoint_path(file_name).parent}/ (set TORCH_HOME "
+        "to move that folder).")
+
+
+class LPIPS(nn.Module):
+    """``lpips(a, b)``: one distance per image pair, images NCHW in [-1, 1]."""
+
+    def __init__(self, net: str = "alex", weights_path: str | Path | None = None) -> None:
+        super().__init__()
+        from torchmetrics.functional.image.lpips import _LPIPS
+
+        self.backbone_file = find_lpips_backbone(net, weights_path)
+        self.net_name = net
+        self.model = _LPIPS(pretrained=True, net=net, pnet_rand=True)  # linear layers only
+        self._load_backbone(self.backbone_file)
+        self.requires_grad_(False).eval()
+
+    def _load_backbone(self, path: Path) -> None:
+        """torchvision ``features.<i>.*`` -> torchmetrics ``net.slice<k>.<i>.*``."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise WeightsError(f"{path}: cannot read LPIPS backbone weights "
+                               f"({type(error).__name__}).") from error
+        target = self.model.net.state_dict()
+        mapped = {}
+        for name in target:
+            _, index, kind = name.rsplit(".", 2)
+            source_name = f"features.{index}.{kind}"
+            if source_name not in state:
+                raise WeightsError(f"{path}: no tensor '{source_name}'; not torchvision's "
+                                   f"{BACKBONES[self.net_name][0]} weights.")
+            mapped[name] = state[source_name]
+        self.model.net.load_state_dict(mapped)
+
+    def train(self, mode: bool = True) -> LPIPS:
+        return super().train(False)  # always in evaluation mode (dropout off)
+
+    @torch.no_grad()
+    def forward(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+        return self.model(images_a.float(), images_b.float(), normalize=False).flatten()
+
+
+def lpips_matrix(lpips: LPIPS, images_a: torch.Tensor, images_b: torch.Tensor,
+                 batch_size: int = 64) -> torch.Tensor:
+    """``D[i, j] = lpips(images_a[i], images_b[j])``."""
+    rows = []
+    for i in range(images_a.shape[0]):
+        row = [lpips(images_a[i:i + 1].expand(len(chunk), -1, -1, -1), chunk)
+               for chunk in images_b.split(batch_size)]
+        rows.append(torch.cat(row))
+    return torch.stack(rows)
+
+
+def intra_cluster_lpips(generated: torch.Tensor, training: torch.Tensor, lpips: LPIPS,
+                        max_members: int = 50, batch_size: int = 64) -> dict:
+    """CDC's intra-cluster LPIPS (see the module docstring). Returns the score, the cluster of
+    every generated image and each cluster's mean (None where it has no pair)."""
+    distances = lpips_matrix(lpips, generated, training, batch_size)
+    assignment = distances.argmin(dim=1)
+    per_cluster: list[float | None] = []
+    for cluster in range(training.shape[0]):
+        members = torch.nonzero(assignment == cluster).flatten()[:max_members].tolist()
+        pairs = list(combinations(members, 2))
+        if not pairs:
+            per_cluster.append(None)
+            continue
+        first = generated[[i for i, _ in pairs]]
+        second = generated[[j for _, j in pairs]]
+        values = torch.cat([lpips(a, b) for a, b in zip(first.split(batch_size),
+                                                         second.split(batch_size), strict=True)])
+        per_cluster.append(float(values.mean()))
+    scored = [value for value in per_cluster if value is not None]
+    if not scored:
+        raise ValueError("intra-cluster LPIPS: no cluster holds two generated images; "
+                         "generate more images.")
+    return {"intra_cluster_lpips": sum(scored) / len(scored), "assignment": assignment,
+            "per_cluster": per_cluster}
+
+
+class ReconstructionLPIPS(L.Callback):
+    """``metrics/reconstruction_lpips``: mean LPIPS between validation images and
+    ``decode(*encode(images))`` (Swapping Autoencoder, Sec. 4.1), each validation epoch."""
+
+    def __init__(self, net: str = "alex", weights_path: str | None = None,
+                 max_images: int = 256) -> None:
+        self.net, self.weights_path, self.max_images = net, weights_path, max_images
+        self.lpips: LPIPS | None = None
+        self._values: list[torch.Tensor] = []
+        self._count = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for method in ("encode", "decode"):
+            if not callable(getattr(pl_module, method, None)):
+                raise TypeError(f"ReconstructionLPIPS needs {type(pl_module).__name__}."
+                                f"{method}()")
+        self.lpips = LPIPS(self.net, self.weights_path)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._values, self._count = [], 0
+
+    @torch.no_grad()
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if self._count >= self.max_images:
+            return
+        images = batch["image"][:self.max_images - self._count]
+        reconstructions = pl_module.decode(*pl_module.encode(images)).clamp(-1, 1)
+        self._values.append(self.lpips.to(images.device)(images, reconstructions).cpu())
+        self._count += images.shape[0]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self._values:
+            return
+        local = torch.cat(self._values)
+        total = torch.stack([local.sum(), torch.tensor(float(local.numel()))])
+        total = pl_module.all_gather(total.to(pl_module.device))
+        if total.dim() == 2:
+            total = total.sum(dim=0)
+        value = float(total[0] / total[1])
+        pl_module.log("metrics/reconstruction_lpips", value, rank_zero_only=True)
+        log_provenance(trainer, "metrics/reconstruction_lpips",
+                       {"value": value, "num_images": int(total[1]), "net": self.net,
+                        "backbone_file": str(self.lpips.backbone_file)})
+
+
+class IntraClusterLPIPS(L.Callback):
+    """``metrics/intra_cluster_lpips`` of ``sample(num_images, seed)`` against the datamodule's
+    ``train_images()`` (few-shot CDC), at the end of each validation epoch, on rank 0."""
+
+    def __init__(self, num_images: int = 1000, seed: int = 0, max_members: int = 50,
+                 net: str = "alex", weights_path: str | None = None,
+                 batch_size: int = 64) -> None:
+        self.num_images, self.seed, self.max_members = num_images, seed, max_members
+        self.net, self.weights_path, self.batch_size = net, weights_path, batch_size
+        self.lpips: LPIPS | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not callable(getattr(pl_module, "sample", None)):
+            raise TypeError(f"IntraClusterLPIPS needs {type(pl_module).__name__}.sample(n, seed)")
+        if not callable(getattr(trainer.datamodule, "train_images", None)):
+            raise TypeError("IntraClusterLPIPS needs a datamodule with train_images() "
+                            "(FewShotDataModule).")
+        self.lpips = LPIPS(self.net, self.weights_path)
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        device = pl_module.device
+        generated = torch.cat([pl_module.sample(min(self.batch_size, self.num_images - start),
+                                                seed=self.seed + start).clamp(-1, 1)
+                               for start in range(0, self.num_images, self.batch_size)])
+        training = trainer.datamodule.train_images().to(device)
+        result = intra_cluster_lpips(generated, training, self.lpips.to(device),
+                                     self.max_members, self.batch_size)
+        value = result["intra_cluster_lpips"]
+        pl_module.log("metrics/intra_cluster_lpips", value, rank_zero_only=True)
+        log_provenance(trainer, "metrics/intra_cluster_lpips",
+                       {"value": value, "num_images": self.num_images,
+                        "num_clusters": training.shape[0], "max_members": self.max_members,
+                        "net": self.net, "backbone_file": str(self.lpips.backbone_file)})
