@@ -39,8 +39,8 @@ def _rank_world() -> tuple[int, int]:
 
 
 class FID(L.Callback):
-    """FID (and KID) at the end of every validation and test epoch, and every ``every_kimg``
-    thousand training images when set.
+    """FID (and KID) at the end of every validation and test epoch, every ``every_kimg``
+    thousand training images when set, and when training starts / ends if asked.
 
     Args:
         num_images: generated images per evaluation (paper protocols: 5000 or 50000).
@@ -53,6 +53,8 @@ class FID(L.Callback):
         seed: seed of the generation batches.
         num_workers: decoding workers for the real images (None: 0 on CPU, else up to 4).
         name: metrics are logged as ``metrics/<name>``, ``metrics/<name>_kid``, ...
+        at_train_start / at_train_end: also evaluate the model when training starts / ends.
+        verbose: print each value on rank 0.
     """
 
     def __init__(self, num_images: int = 5000, num_real: int | None = None, batch_size: int = 32,
@@ -60,7 +62,8 @@ class FID(L.Callback):
                  kid_subsets: int = 100, weights_path: str | None = None,
                  cache_dir: str | None = None, seed: int = 0,
                  num_workers: int | None = None,
-                 progress: bool = True, name: str = "fid") -> None:
+                 progress: bool = True, name: str = "fid", at_train_start: bool = False,
+                 at_train_end: bool = False, verbose: bool = True) -> None:
         if num_images < 2 or batch_size < 1:
             raise ValueError(f"FID: num_images must be >= 2 and batch_size >= 1, got "
                              f"{num_images} and {batch_size}")
@@ -69,6 +72,8 @@ class FID(L.Callback):
         self.kid_subset_size, self.kid_subsets = kid_subset_size, kid_subsets
         self.weights_path, self.cache_dir, self.seed = weights_path, cache_dir, seed
         self.num_workers, self.progress, self.name = num_workers, progress, name
+        self.at_train_start, self.at_train_end = at_train_start, at_train_end
+        self.verbose = verbose
         self.weights = None
         self._extractor: InceptionFeatures | None = None
         self._real: RealStatistics | None = None
@@ -154,15 +159,25 @@ class FID(L.Callback):
         self.last = record
         return record
 
-    def _evaluate_and_log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _evaluate_and_log(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                          module_log: bool = True) -> None:
+        """``module_log``: log through ``pl_module.log`` (so ``trainer.validate`` returns the
+        values); hooks where Lightning forbids it (training end) write to the loggers."""
         record = self.evaluate(trainer, pl_module)
         numbers = {f"metrics/{self.name}": record["fid"]}
         if self.kid:
             numbers[f"metrics/{self.name}_kid"] = record["kid"]
             numbers[f"metrics/{self.name}_kid_std"] = record["kid_std"]
-        for key, value in numbers.items():
-            pl_module.log(key, value, sync_dist=False, rank_zero_only=True)
+        if module_log:
+            for key, value in numbers.items():
+                pl_module.log(key, value, sync_dist=False, rank_zero_only=True)
+        elif trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(numbers, step=trainer.global_step)
         log_provenance(trainer, f"metrics/{self.name}", record)
+        if trainer.is_global_zero and self.verbose:
+            print(f"{self.name}: {record['fid']:.4f} ({record['num_fake']} generated vs "
+                  f"{record['num_real']} real images, {record['kimg']:.1f} kimg)")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -170,6 +185,14 @@ class FID(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._evaluate_and_log(trainer, pl_module)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_train_start:
+            self._evaluate_and_log(trainer, pl_module, module_log=False)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_train_end:
+            self._evaluate_and_log(trainer, pl_module, module_log=False)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -16,7 +16,8 @@ from callbacks.image_logging import log_image
 
 def read_metrics(path: Path) -> dict[str, list[tuple[float, float]]]:
     """``metric -> [(x, value)]`` from a Lightning ``metrics.csv``; x is ``progress/kimg`` of
-    the same row when logged, else the step."""
+    the same row when logged, else the step. Provenance columns (``metrics/<metric>/<field>``,
+    written by :func:`callbacks.metric_logging.log_provenance`) and text values are skipped."""
     series: dict[str, list[tuple[float, float]]] = {}
     with open(path, newline="") as handle:
         last_kimg = None
@@ -25,9 +26,14 @@ def read_metrics(path: Path) -> dict[str, list[tuple[float, float]]]:
                 last_kimg = float(row["progress/kimg"])
             x = last_kimg if last_kimg is not None else float(row.get("step") or 0)
             for name, value in row.items():
-                if name in ("epoch", "step", "progress/kimg") or value in ("", None):
+                if name in ("epoch", "step", "progress/kimg") or value in ("", None) or \
+                        name.count("/") > 1:
                     continue
-                series.setdefault(name, []).append((x, float(value)))
+                try:
+                    number = float(value)
+                except ValueError:
+                    continue
+                series.setdefault(name, []).append((x, number))
     return series
 
 

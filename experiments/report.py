@@ -1,4 +1,4 @@
-"""Print where a run's outputs are and how its ground-truth swap error moved.
+"""Print where a run's outputs are and how its ground-truth swap error and metrics moved.
 
     python -m experiments.report runs/demo            (latest version of the experiment)
     python -m experiments.report runs/demo/version_3
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -27,6 +28,30 @@ def swap_error_history(metrics: Path) -> list[tuple[float, float]]:
                 for row in csv.DictReader(handle) if row.get("swap/l1_to_true_swap")]
 
 
+def metric_records(run: Path) -> dict[str, list[dict]]:
+    """Every record of ``metrics.jsonl`` (written by the metric callbacks), by metric name."""
+    records: dict[str, list[dict]] = {}
+    path = run / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            records.setdefault(record["metric"], []).append(record)
+    return records
+
+
+def describe_metric(name: str, records: list[dict]) -> str:
+    value_key = "fid" if "fid" in records[0] else "value"
+    first, last = records[0], records[-1]
+    text = f"{name.removeprefix('metrics/')} (lower is better): {first[value_key]:.4f}"
+    if len(records) > 1:
+        text += f" at {first.get('kimg', 0):g} kimg -> {last[value_key]:.4f}"
+    text += f" at {last.get('kimg', 0):g} kimg"
+    if "num_fake" in last:
+        text += (f"  ({last['num_fake']} generated vs {last['num_real']} real images, "
+                 f"Inception {last['weights_sha256'][:12]} from {last['weights_origin']})")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     run = latest_run(Path(args[0] if args else "runs/demo"))
@@ -45,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         (k0, v0), (k1, v1) = history[0], history[-1]
         print(f"ground-truth swap L1 (lower is better): {v0:.4f} at {k0:g} kimg -> "
               f"{v1:.4f} at {k1:g} kimg")
+    for name, records in metric_records(run).items():
+        print(describe_metric(name, records))
     print(f"TensorBoard:  .venv/bin/tensorboard --logdir {run.parent}")
 
 

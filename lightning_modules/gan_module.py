@@ -206,6 +206,14 @@ class GANModule(L.LightningModule):
         if self.max_kimg is not None and self.kimg >= self.max_kimg:
             self.trainer.should_stop = True
 
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Nothing to compute per batch: GANs are evaluated by metric callbacks (FID, LPIPS, ...)
+        through ``generate_for_metrics``. Defined so that validation epochs, ``corrlab
+        validate`` and ``corrlab test`` run those callbacks."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """See :meth:`validation_step`."""
+
     def run_phase(self, phase: Phase, batch: Any) -> None:
         optimizer = self.optimizer_for(phase.network)
         for name, modules in self._network_modules.items():

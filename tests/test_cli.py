@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def test_stylegan2_config_trains_through_the_cli(tmp_path: Path):
     assert list((run_dir / "images" / "samples").glob("*.png"))
 
 
-def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path):
+def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
     config = ROOT / "experiments" / "swapping_autoencoder" / "demo.yaml"
     result = run_corrlab(["fit", "--config", str(config), "--experiment", "demo",
                           "--model.init_args.max_kimg", "0.032", "--data.init_args.num_workers",
@@ -157,3 +158,8 @@ def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path):
                             cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             capture_output=True, text=True, check=True).stdout
     assert "swap grid:" in report and "ground-truth swap L1" in report
+    swap_fid = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                if '"metrics/swap_fid"' in line]
+    assert len(swap_fid) == 2 and all(r["num_fake"] == r["num_real"] == 256 for r in swap_fid)
+    assert swap_fid[1]["real_from_cache"] is False  # held in memory, extracted once per run
+    assert "swap_fid (lower is better)" in report
