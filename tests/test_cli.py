@@ -125,11 +125,15 @@ def test_data_subcommand_is_reachable_from_corrlab(image_folder: Path, tmp_path:
     assert (tmp_path / "set.zip").is_file()
 
 
-def test_stylegan2_config_trains_through_the_cli(tmp_path: Path):
+def test_stylegan2_config_trains_through_the_cli(tmp_path: Path, metric_env):
     config = ROOT / "experiments" / "stylegan2" / "shapes32.yaml"
+    fid_args = [f"--trainer.callbacks.init_args.{k}" for k in ("num_images", "num_real",
+                                                               "batch_size", "kid_subset_size")]
     result = run_corrlab(["fit", "--config", str(config), "--model.init_args.max_kimg", "0.032",
                           "--data.init_args.num_workers", "0", "--trainer.log_every_n_steps",
-                          "1", "--loggers", "[csv]"], cwd=tmp_path)
+                          "1", "--loggers", "[csv]",
+                          fid_args[0], "16", fid_args[1], "32", fid_args[2], "8",
+                          fid_args[3], "16"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "runs" / "shapes32" / "version_0"
     header, *rows = (run_dir / "metrics.csv").read_text().splitlines()
@@ -138,6 +142,8 @@ def test_stylegan2_config_trains_through_the_cli(tmp_path: Path):
             if r.split(",")[header.split(",").index("progress/kimg")]]
     assert kimg[-1] == pytest.approx(0.032)
     assert list((run_dir / "images" / "samples").glob("*.png"))
+    fid = json.loads((run_dir / "metrics.json").read_text())["metrics/fid"]  # at_train_end
+    assert fid["num_fake"] == 16 and fid["num_real"] == 32 and fid["fid"] > 0
 
 
 def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, metric_env):

@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from PIL import Image
 
 from callbacks import inception
@@ -185,7 +185,11 @@ def test_corrlab_fid_cli_equals_torch_fidelity(metric_env, tmp_path, capsys):
 def test_corrlab_fid_cli_errors(metric_env, tmp_path, capsys, monkeypatch):
     write_folder(tmp_path / "a", synthetic_uint8(3, seed=1))
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "a" / "odd.png")
-    assert fid_cli.main([str(tmp_path / "a"), str(tmp_path / "a"), "--quiet"]) == 2
+    from experiments.cli import main as corrlab_main
+
+    with pytest.raises(SystemExit) as exit_code:  # `corrlab fid ...` reaches the same command
+        corrlab_main(["fid", str(tmp_path / "a"), str(tmp_path / "a"), "--quiet"])
+    assert exit_code.value.code == 2
     assert "odd.png" in capsys.readouterr().err
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
@@ -202,8 +206,10 @@ def test_fid_callback_logs_values_with_provenance(metric_env, tmp_path):
     fid = FID(num_images=8, batch_size=4, num_workers=0, kid_subset_size=4, kid_subsets=3,
               progress=False)
     logger = CSVLogger(tmp_path, name="run", version="v0")
-    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                        num_sanity_val_steps=0, logger=logger, enable_checkpointing=False,
+    wandb_logger = WandbLogger(save_dir=str(tmp_path), offline=True)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2,
+                        limit_val_batches=1, num_sanity_val_steps=0,
+                        logger=[logger, wandb_logger], enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[fid])
     trainer.fit(TinyAutoencoder(), data)
     summary = json.loads((Path(logger.log_dir) / "metrics.json").read_text())["metrics/fid"]
@@ -214,6 +220,10 @@ def test_fid_callback_logs_values_with_provenance(metric_env, tmp_path):
         rows = list(csv.DictReader(handle))
     assert any(row.get("metrics/fid") for row in rows)
     assert any(row.get("metrics/fid/cache_key") == summary["cache_key"] for row in rows)
+    wandb_summary = wandb_logger.experiment.summary
+    assert wandb_summary["metrics/fid/cache_key"] == summary["cache_key"]
+    assert wandb_summary["metrics/fid/num_fake"] == 8
+    wandb_logger.experiment.finish()
     # `corrlab validate`: a new callback reads the cached real statistics; same images, same FID
     again = FID(num_images=8, batch_size=4, num_workers=0, kid_subset_size=4, kid_subsets=3,
                 progress=False)
@@ -223,6 +233,9 @@ def test_fid_callback_logs_values_with_provenance(metric_env, tmp_path):
     module = TinyAutoencoder()
     first = trainer2.validate(module, data)[0]["metrics/fid"]
     assert again.last["real_from_cache"] is True
+    validate_json = json.loads((Path(trainer2.log_dir) / "metrics.json").read_text())
+    assert validate_json["metrics/fid"]["fid"] == pytest.approx(first)
+    assert validate_json["metrics/fid"]["cache_key"] == summary["cache_key"]
     assert trainer2.validate(module, data)[0]["metrics/fid"] == pytest.approx(first, abs=1e-9)
 
 

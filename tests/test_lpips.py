@@ -141,3 +141,40 @@ def test_swap_fid_pairs_are_saved_reused_and_checked(metric_env, tmp_path):
                                                           synthetic_images=7))
     with pytest.raises(ValueError, match="index other images"):
         SwapFID(num_pairs=6, pairs_file=str(pairs_file))._prepare(other)
+
+
+class _Autoencoder(L.LightningModule):
+    """``decode(encode(x)) = x + offset``: reconstruction LPIPS is 0 exactly when offset is 0."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def encode(self, images: torch.Tensor):
+        return images, None
+
+    def decode(self, structure: torch.Tensor, texture) -> torch.Tensor:
+        return structure + self.offset
+
+    def validation_step(self, batch, batch_idx) -> None:
+        pass
+
+
+def test_reconstruction_lpips_callback(metric_env, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from callbacks.lpips import ReconstructionLPIPS
+
+    data = UnpairedDataModule(batch_size=4, crop_size=32, synthetic_images=8, num_workers=0,
+                              num_val_images=8)
+    values = {}
+    for offset in (0.0, 0.3):
+        callback = ReconstructionLPIPS(max_images=6)
+        trainer = L.Trainer(accelerator="cpu", logger=CSVLogger(tmp_path, version=str(offset)),
+                            enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[callback])
+        values[offset] = trainer.validate(_Autoencoder(offset), data)[0][
+            "metrics/reconstruction_lpips"]
+        record = json.loads((Path(trainer.loggers[0].log_dir) / "metrics.json").read_text())
+        assert record["metrics/reconstruction_lpips"]["num_images"] == 6
+    assert values[0.0] == 0 and values[0.3] > 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ from datamodules.convert import convert
 from datamodules.sources import open_source
 from datamodules.synthetic import render
 from datamodules.transforms import build_transform
-
-MALLOC_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+from experiments.benchmarks.report import emit, environment
 
 
 def make_folder(folder: Path, count: int) -> None:
@@ -82,22 +80,16 @@ def main() -> None:
         cores = os.cpu_count() or 1
         rows.append((f"UnpairedDataModule loader, {cores} workers (total)",
                      loader_rate(folder, cores)))
-    malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
     lines = [
         f"# Data throughput ({args.images} JPEG images 320x288 -> 256 px)",
         "",
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"allocator env: {malloc or 'default'}",
+        environment(),
         "",
         "| pipeline | images/s | vs reference |",
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {value:.0f} | {value / reference:.2f} |" for name, value in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n")
+    emit(lines, args.markdown)
 
 
 if __name__ == "__main__":

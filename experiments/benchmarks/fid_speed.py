@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +29,7 @@ from callbacks.features import InceptionFeatures, fid_kid
 from callbacks.inception import WeightsError, find_inception_weights, random_inception_weights
 from datamodules.synthetic import HELD_OUT_FAMILY, SyntheticSource
 from experiments import fid_cli
-
-MALLOC_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+from experiments.benchmarks.report import emit, environment
 
 
 def make_folder(folder: Path, count: int, size: int, seed: int, families=None) -> torch.Tensor:
@@ -126,7 +124,6 @@ def main() -> None:
         t_dist_ours, _ = timed(lambda: fid_kid(real, fake, kid=False), 3)
 
     n = 2 * args.images
-    malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
     rows = [
         ("end to end, torch-fidelity calculate_metrics (reference)", n / t_fidelity, 1.0),
         ("end to end, corrlab fid --no-cache", n / t_cold, t_fidelity / t_cold),
@@ -139,9 +136,7 @@ def main() -> None:
     lines = [
         f"# FID speed ({args.images} + {args.images} PNG images, {args.size} px, batch "
         f"{args.batch_size})", "",
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"threads {torch.get_num_threads()}, allocator env: {malloc or 'default'}; "
-        f"weights: {weights_note}", "",
+        f"{environment()}; weights: {weights_note}", "",
         "| contender | images/s | speed-up vs reference |", "|---|---:|---:|"]
     lines += [f"| {name} | {rate:.1f} | {ratio:.2f}x |" for name, rate, ratio in rows]
     lines += ["", f"Frechet distance alone: torch-fidelity {t_dist_fidelity:.3f} s, corrlab "
@@ -150,11 +145,7 @@ def main() -> None:
               f"(diff {abs(fid_cold - fid_fidelity):.2e}), cached {fid_warm:.6f} "
               f"(diff {abs(fid_warm - fid_fidelity):.2e}); max |feature diff| "
               f"{feature_diff:.2e}."]
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n")
+    emit(lines, args.markdown)
 
 
 if __name__ == "__main__":

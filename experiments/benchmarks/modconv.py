@@ -15,8 +15,6 @@ too much (checked here: 5x instead of 2x the forward for 4 groups).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from experiments.benchmarks.report import emit, environment
 from lightning_modules.layers.modulation import ModulatedConv2d
 from lightning_modules.layers.stylegan2 import Generator
-
-MALLOC_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 def measure(step: Callable[[], None], forward: Callable[[], object], repeats: int
@@ -83,10 +80,7 @@ def main() -> None:
                 measure(lambda: generator(z).square().mean().backward(), lambda: generator(z),
                         args.repeats))
     best_conv = max(reference_gflops.values())
-    malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
-    lines = [f"# ModulatedConv2d / generator forward+backward ({platform.machine()}, "
-             f"{torch.get_num_threads()} threads, torch {torch.__version__})", "",
-             f"allocator env: {malloc or 'default'}", "",
+    lines = ["# ModulatedConv2d / generator forward+backward", "", environment(), "",
              "| what | s | GFLOP | GFLOP/s | vs plain conv2d |", "|---|---:|---:|---:|---:|"]
     for name, seconds, flops in rows:
         gflops = flops / seconds / 1e9
@@ -94,11 +88,7 @@ def main() -> None:
         reference = reference_gflops.get(shape, best_conv)
         lines.append(f"| {name} | {seconds:.3f} | {flops / 1e9:.1f} | {gflops:.1f} | "
                      f"{gflops / reference:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as handle:
-            handle.write(text + "\n")
+    emit(lines, args.markdown)
 
 
 if __name__ == "__main__":
