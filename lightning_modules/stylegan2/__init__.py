@@ -1,5 +1,5 @@
 """Unconditional StyleGAN2."""
 
-from lightning_modules.stylegan2.module import StyleGAN2
+from lightning_modules.stylegan2.module import StyleGAN2, sample_images
 
-__all__ = ["StyleGAN2"]
+__all__ = ["StyleGAN2", "sample_images"]

@@ -16,6 +16,19 @@ from lightning_modules.layers.stylegan2 import Discriminator, Generator
 from lightning_modules.stylegan2.loss import StyleGAN2Loss
 
 
+@torch.no_grad()
+def sample_images(generator: Generator, n: int, seed: int = 0, truncation: float = 1.0
+                  ) -> torch.Tensor:
+    """``n`` images of ``generator`` whose latents and noise maps come from ``seed`` alone (on
+    the CPU generator, so every device gives the same latents)."""
+    device = generator.const.device
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.style_dim, generator=rng).to(device)
+    noise = [torch.randn(shape, generator=rng).to(device) for shape in generator.noise_shapes(n)]
+    truncation_w = generator.mean_w(generator=rng) if truncation < 1 else None
+    return generator(z, truncation=truncation, truncation_w=truncation_w, noise=noise)
+
+
 class StyleGAN2(GANModule):
     """Args follow rosinality's train.py names; ``channels`` overrides the width table (tiny
     models), ``mbstd_group_size: 0`` removes minibatch stddev. See :class:`GANModule` for
@@ -75,13 +88,7 @@ class StyleGAN2(GANModule):
     def sample(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
         """``n`` images from the EMA generator (if any); latents and noise maps come from
         ``seed`` alone, so the same call always gives the same images."""
-        rng = torch.Generator().manual_seed(seed)
-        generator = self.sampling_generator
-        z = torch.randn(n, generator.style_dim, generator=rng).to(self.device)
-        noise = [torch.randn(shape, generator=rng).to(self.device)
-                 for shape in generator.noise_shapes(n)]
-        truncation_w = generator.mean_w(generator=rng) if truncation < 1 else None
-        return generator(z, truncation=truncation, truncation_w=truncation_w, noise=noise)
+        return sample_images(self.sampling_generator, n, seed, truncation)
 
     def generate_for_metrics(self, batch: Any) -> torch.Tensor:
         """Metrics protocol: as many generated images as the batch holds real ones."""

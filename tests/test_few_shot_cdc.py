@@ -1,0 +1,144 @@
+"""Few-shot CDC: L_dist against a loop-based computation, the rosinality source, a frozen source
+during training, anchor-region statistics, the patch critic and the image/patch alternation."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import FewShotDataModule
+from lightning_modules.few_shot_cdc import FewShotCDC, cross_domain_distance_loss
+from lightning_modules.few_shot_cdc.losses import CDCLoss
+from tests.conftest import fixtures_dir
+
+FIXTURE = fixtures_dir() / "rosinality_stylegan2"
+
+
+def loop_distance_loss(source, target, layers):
+    """The formula written with loops: per anchor i, cosine to every j != i, softmax,
+    then mean over all entries of p_s * (log p_s - log p_t)."""
+    count = len(layers)
+    total = 0.0
+    for i in range(count):
+        rows = []
+        for features in (source, target):
+            anchor = features[layers[i]][i].flatten()
+            sims = []
+            for j in range(count):
+                if j == i:
+                    continue
+                other = features[layers[i]][j].flatten()
+                sims.append(float(anchor @ other) / (float(anchor.norm()) * float(other.norm())))
+            exps = [math.exp(s) for s in sims]
+            rows.append([e / sum(exps) for e in exps])
+        for p_source, p_target in zip(*rows, strict=True):
+            total += p_source * (math.log(p_source) - math.log(p_target))
+    return total / (count * (count - 1))
+
+
+def test_distance_loss_matches_loop_computation():
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(5, 8, 4, 4), (5, 6, 8, 8), (5, 4, 16, 16)]
+    source = [torch.randn(s, generator=generator, dtype=torch.float64) for s in shapes]
+    target = [torch.randn(s, generator=generator, dtype=torch.float64) for s in shapes]
+    layers = [1, 2, 1, 2, 2]
+    value = cross_domain_distance_loss(source, target, layers)
+    assert float(value) == pytest.approx(loop_distance_loss(source, target, layers), rel=1e-9)
+    assert float(cross_domain_distance_loss(source, source, layers)) == pytest.approx(0, abs=1e-7)
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return torch.load(FIXTURE / "expected.pt", weights_only=True)
+
+
+def make_module(**kwargs) -> FewShotCDC:
+    options = dict(source_checkpoint=str(FIXTURE / "checkpoint.pt"), num_anchors=4,
+                   patch_resolution=16, seed=0)
+    return FewShotCDC(**{**options, **kwargs})
+
+
+def test_rosinality_source_gives_the_fixture_images_before_adaptation(expected):
+    module = make_module().eval()
+    z, noise = expected["z"], expected["noise"]
+    with torch.no_grad():
+        torch.testing.assert_close(module.source_generator(z, noise=noise),
+                                   expected["images_g_ema"], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(module.generator(z, noise=noise), expected["images_g"],
+                                   rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(module.generator_ema(z, noise=noise),
+                                   expected["images_g_ema"], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(module.sample(3, seed=7), module.sample_source(3, seed=7))
+    optimizers = module.configure_optimizers()
+    assert all(float(state["step"]) == 2 for state in optimizers[0].state.values())
+    assert optimizers[1].param_groups[0]["lr"] == pytest.approx(0.002 * 16 / 17)
+
+
+def test_anchor_region_sampling_statistics():
+    loss = CDCLoss(anchor_std=0.1)
+    anchors = torch.randn(3, 16, generator=torch.Generator().manual_seed(1)) * 3
+    rng = torch.Generator().manual_seed(2)
+
+    def draw(batch, *shape, kind="normal"):
+        sample = torch.randn if kind == "normal" else torch.rand
+        return sample(batch, *shape, generator=rng)
+
+    generator = _Recorder()
+    loss.generate_from(generator, 6000, draw, draw, anchors)
+    nearest = torch.cdist(generator.z, anchors).argmin(dim=1)
+    offsets = generator.z - anchors[nearest]
+    assert offsets.std().item() == pytest.approx(0.1, rel=0.05)
+    assert offsets.mean().abs().item() < 0.01
+    shares = torch.bincount(nearest, minlength=3).float() / 6000
+    assert torch.allclose(shares, torch.full((3,), 1 / 3), atol=0.03)  # every anchor used
+
+
+class _Recorder:
+    style_dim = 16
+
+    def noise_shapes(self, batch):
+        return []
+
+    def __call__(self, z, noise=None):
+        self.z = z
+        return z
+
+
+def test_patch_critic_shape_and_alternation(monkeypatch):
+    module = make_module(subspace_freq=4)
+    images = torch.randn(4, 3, 32, 32)
+    assert module.patch_critic(images).shape == (4, 1, 16, 16)
+    assert module.image_critic(images).shape == (4, 1)
+    used = []
+    original_image, original_patch = module.image_critic, module.patch_critic
+    monkeypatch.setattr(module, "image_critic",
+                        lambda x: used.append(("image", module.iteration)) or original_image(x))
+    monkeypatch.setattr(module, "patch_critic",
+                        lambda x: used.append(("patch", module.iteration)) or original_patch(x))
+    source_before = {k: v.clone() for k, v in module.source_generator.state_dict().items()}
+    generator_before = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    data = FewShotDataModule(k=4, batch_size=4, crop_size=32, epoch_length=32, num_workers=0)
+    module.max_kimg = 8 * 4 / 1000
+    trainer = L.Trainer(accelerator="cpu", max_epochs=-1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, data)
+    assert module.iteration == 8
+    kinds = {iteration: {kind for kind, i in used if i == iteration} for _, iteration in used}
+    assert kinds == {i: {"image"} if i % 4 == 0 else {"patch"} for i in range(8)}
+    for key, value in module.source_generator.state_dict().items():
+        assert torch.equal(value, source_before[key]), key  # the source never changes
+    assert any(not torch.equal(v, generator_before[k])
+               for k, v in module.generator.state_dict().items())
+
+
+def test_num_anchors_must_match_k():
+    module = make_module(num_anchors=3)
+    data = FewShotDataModule(k=4, batch_size=4, crop_size=32, epoch_length=8, num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="num_anchors"):
+        trainer.fit(module, data)
