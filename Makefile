@@ -12,7 +12,7 @@ TUNED_MALLOC ?= MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100
 	MALLOC_TOP_PAD_=1073741824
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo cdc-demo bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ demo: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/swapping_autoencoder/demo.yaml \
 		--experiment demo
 	$(PY) -m experiments.report runs/demo
+
+# Few-shot CDC demo: the tiny source StyleGAN2, then its adaptation to 10 `rings` images, then
+# how well the adapted samples keep the source samples' layout.
+cdc-demo: venv
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/few_shot_cdc/source_shapes.yaml \
+		--experiment cdc_source --version demo
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/few_shot_cdc/demo.yaml \
+		--experiment cdc_demo
+	$(TUNED_MALLOC) $(PY) -m experiments.few_shot_cdc.correspondence \
+		$$(ls -td runs/cdc_demo/version_*/ | head -1)checkpoints/last.ckpt
 
 bench: venv
 	@mkdir -p runs/bench

@@ -142,3 +142,44 @@ def test_num_anchors_must_match_k():
                         enable_model_summary=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="num_anchors"):
         trainer.fit(module, data)
+
+
+def test_structure_similarity_sees_layout_not_texture():
+    from datamodules.synthetic import HELD_OUT_FAMILY, render
+    from experiments.few_shot_cdc.correspondence import structure_similarity
+
+    def image(structure_seed, texture_seed, families=None):
+        array = render(structure_seed, texture_seed, 32, families or ("stripes", "checkers",
+                                                                      "dots", "noise"))[0]
+        return torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1
+
+    source = torch.stack([image(i, 500 + i) for i in range(40)])
+    same_layout = torch.stack([image(i, 900 + i, (HELD_OUT_FAMILY,)) for i in range(40)])
+    other_layout = torch.stack([image(100 + i, 900 + i, (HELD_OUT_FAMILY,)) for i in range(40)])
+    assert torch.allclose(structure_similarity(source, source), torch.ones(40), atol=1e-5)
+    kept = structure_similarity(source, same_layout).mean()
+    lost = structure_similarity(source, other_layout).mean()
+    assert kept > lost + 0.15
+
+
+def test_corrlab_stylegan2_checkpoint_as_source(tmp_path):
+    from datamodules import UnpairedDataModule
+    from lightning_modules.stylegan2 import StyleGAN2
+
+    L.seed_everything(0)
+    source = StyleGAN2(size=16, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8},
+                       mbstd_group_size=0, max_kimg=0.008)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=-1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(source, UnpairedDataModule(batch_size=4, crop_size=16, synthetic_images=16,
+                                           num_workers=0))
+    trainer.save_checkpoint(tmp_path / "source.ckpt")
+    module = FewShotCDC(str(tmp_path / "source.ckpt"), num_anchors=4, patch_resolution=8)
+    assert torch.equal(module.sample_source(2, seed=3), source.sample(2, seed=3))
+    for ours, theirs in zip(module.discriminator.parameters(),
+                            source.discriminator.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    steps = {float(state["step"]) for state in trainer.optimizers[0].state.values()}
+    optimizers = module.configure_optimizers()
+    assert {float(state["step"]) for state in optimizers[0].state.values()} == steps

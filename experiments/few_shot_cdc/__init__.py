@@ -1,0 +1,1 @@
+"""Few-shot CDC experiments: configs and the demo's correspondence report."""

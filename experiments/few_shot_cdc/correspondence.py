@@ -1,0 +1,100 @@
+"""Does adaptation keep the correspondence? For adapted checkpoints (few-shot CDC), compare each
+adapted sample with the source sample of the same latents, and both with the target domain.
+
+    python -m experiments.few_shot_cdc.correspondence CKPT [CKPT ...] [--samples 64]
+
+Per checkpoint it prints:
+- structure similarity (higher: the layout is kept): :func:`structure_similarity` between
+  ``sample(n, seed)`` and ``sample_source(n, seed)``;
+- FID against held-out shapes & textures images of the target family (``rings``), for the
+  adapted samples and for the source samples (lower: closer to the target textures). It needs
+  Inception weights (see the README); without them that column is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+
+from datamodules.synthetic import HELD_OUT_FAMILY, SyntheticSource
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2
+                     / (2 * sigma**2))
+    taps = (taps / taps.sum()).float()
+    return taps[:, None] * taps[None, :]
+
+
+def layout_edges(images: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
+    """Gradient magnitude of the blurred luminance: region boundaries (shapes against the
+    background) survive, fine texture patterns are averaged away. ``N x H x W``."""
+    gray = images.float().mean(dim=1, keepdim=True)
+    kernel = _gaussian_kernel(sigma * images.shape[-1] / 32)[None, None]
+    pad = kernel.shape[-1] // 2
+    blurred = F.conv2d(F.pad(gray, (pad,) * 4, mode="reflect"), kernel)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    padded = F.pad(blurred, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(padded, sobel[None, None])
+    gy = F.conv2d(padded, sobel.t()[None, None])
+    return torch.sqrt(gx**2 + gy**2 + 1e-12)[:, 0]
+
+
+def structure_similarity(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+    """Per pair, Pearson correlation of the two :func:`layout_edges` maps (1: same layout)."""
+    a = layout_edges(images_a).flatten(1)
+    b = layout_edges(images_b).flatten(1)
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
+
+
+def target_images(count: int, size: int, seed: int = 1000) -> torch.Tensor:
+    """Held-out target-family images (never the k training shots: another dataset seed)."""
+    source = SyntheticSource(count, size, seed, (HELD_OUT_FAMILY,))
+    return torch.stack([torch.from_numpy(source.load(i)).permute(2, 0, 1)
+                        for i in range(count)])
+
+
+def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
+    from callbacks.features import InceptionFeatures, fid_kid, images_to_uint8
+    from callbacks.inception import WeightsError, find_inception_weights
+    from lightning_modules.few_shot_cdc import FewShotCDC
+
+    module = FewShotCDC.load_from_checkpoint(checkpoint).eval()
+    adapted = module.sample(samples, seed=seed).clamp(-1, 1)
+    source = module.sample_source(samples, seed=seed).clamp(-1, 1)
+    result = {"checkpoint": checkpoint, "distance_weight": module.loss.distance_weight,
+              "use_patch_d": module.use_patch_d, "kimg": module.images_seen / 1000,
+              "structure_similarity_to_source": float(structure_similarity(adapted,
+                                                                           source).mean())}
+    try:
+        extractor = InceptionFeatures(find_inception_weights())
+    except WeightsError as error:
+        result["fid_skipped"] = str(error).splitlines()[0]
+        return result
+    real = extractor(target_images(fid_images, adapted.shape[-1]))
+    result["fid_to_target_adapted"] = fid_kid(real, extractor(images_to_uint8(adapted)),
+                                              kid=False)["fid"]
+    result["fid_to_target_source"] = fid_kid(real, extractor(images_to_uint8(source)),
+                                             kid=False)["fid"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--fid-images", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for checkpoint in args.checkpoints:
+        print(json.dumps(report(checkpoint, args.samples, args.fid_images, args.seed), indent=2))
+
+
+if __name__ == "__main__":
+    main()
