@@ -27,6 +27,7 @@ from lightning_modules.few_shot_cdc.losses import CDCLoss, PatchHead
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 from lightning_modules.stylegan2 import StyleGAN2, sample_images
+from lightning_modules.stylegan2.module import StyleGAN2Sampling
 
 
 @dataclass
@@ -57,7 +58,7 @@ def load_source(path: str | Path) -> SourceModel:
                        imported.generator_optimizer, imported.discriminator_optimizer)
 
 
-class FewShotCDC(GANModule):
+class FewShotCDC(StyleGAN2Sampling, GANModule):
     """Args:
         source_checkpoint: the pretrained StyleGAN2 (rosinality or corrlab format).
         num_anchors: anchor latents, one per training image (must equal the datamodule's k).
@@ -136,15 +137,6 @@ class FewShotCDC(GANModule):
                 load_matching_adam_state(optimizer, state)
         return optimizers
 
-    def phases(self) -> list[Phase]:
-        phases = [Phase("D_main", "discriminator")]
-        if self.loss.r1_gamma > 0:
-            phases.append(Phase("D_reg", "discriminator", self.d_reg_every))
-        phases.append(Phase("G_main", "generator"))
-        if self.loss.pl_weight > 0:
-            phases.append(Phase("G_reg", "generator", self.g_reg_every))
-        return phases
-
     def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         real = batch["image"]
         critic = self.image_critic if self.image_level else self.patch_critic
@@ -173,27 +165,12 @@ class FewShotCDC(GANModule):
         self.source_generator.eval()  # frozen: never in training mode
         return self
 
-    # -- the DESIGN.md contract ----------------------------------------------------------------
-    @property
-    def sampling_generator(self) -> Generator:
-        return getattr(self, "generator_ema", self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
-        """``n`` images of the adapted (EMA) generator; latents and noise from ``seed``."""
-        return sample_images(self.sampling_generator, n, seed, truncation)
-
+    # -- the DESIGN.md contract (sample, generate_for_metrics: StyleGAN2Sampling) ---------------
     @torch.no_grad()
     def sample_source(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
         """The frozen source generator's images for the same latents and noise as
         :meth:`sample`: corresponding pairs."""
         return sample_images(self.source_generator, n, seed, truncation)
-
-    def generate_for_metrics(self, batch: Any) -> torch.Tensor:
-        """Metrics protocol: as many adapted samples as the batch holds real images."""
-        real = batch["image"]
-        z = torch.randn(real.shape[0], self.generator.style_dim, device=real.device)
-        return self.sampling_generator(z)
 
 
 def load_matching_adam_state(optimizer: torch.optim.Optimizer, state: dict) -> None:

@@ -29,7 +29,38 @@ def sample_images(generator: Generator, n: int, seed: int = 0, truncation: float
     return generator(z, truncation=truncation, truncation_w=truncation_w, noise=noise)
 
 
-class StyleGAN2(GANModule):
+class StyleGAN2Sampling:
+    """What every StyleGAN2-based module shares: rosinality's phase order, sampling from the EMA
+    generator and the metrics protocol. Needs ``generator`` (and optionally ``generator_ema``),
+    ``loss`` (``r1_gamma``, ``pl_weight``), ``d_reg_every`` and ``g_reg_every``."""
+
+    def phases(self) -> list[Phase]:
+        phases = [Phase("D_main", "discriminator")]
+        if self.loss.r1_gamma > 0:
+            phases.append(Phase("D_reg", "discriminator", self.d_reg_every))
+        phases.append(Phase("G_main", "generator"))
+        if self.loss.pl_weight > 0:
+            phases.append(Phase("G_reg", "generator", self.g_reg_every))
+        return phases
+
+    @property
+    def sampling_generator(self) -> Generator:
+        return getattr(self, "generator_ema", self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        """``n`` images from the EMA generator (if any); latents and noise maps come from
+        ``seed`` alone, so the same call always gives the same images."""
+        return sample_images(self.sampling_generator, n, seed, truncation)
+
+    def generate_for_metrics(self, batch: Any) -> torch.Tensor:
+        """Metrics protocol: as many generated images as the batch holds real ones."""
+        real = batch["image"]
+        z = torch.randn(real.shape[0], self.generator.style_dim, device=real.device)
+        return self.sampling_generator(z)
+
+
+class StyleGAN2(StyleGAN2Sampling, GANModule):
     """Args follow rosinality's train.py names; ``channels`` overrides the width table (tiny
     models), ``mbstd_group_size: 0`` removes minibatch stddev. See :class:`GANModule` for
     ``max_kimg``, ``ema_half_life_kimg``, ``ema_rampup`` and ``seed``."""
@@ -59,15 +90,6 @@ class StyleGAN2(GANModule):
                 "discriminator": OptimizerSpec([self.discriminator], self.lr,
                                                reg_interval=d_interval)}
 
-    def phases(self) -> list[Phase]:
-        phases = [Phase("D_main", "discriminator")]
-        if self.loss.r1_gamma > 0:
-            phases.append(Phase("D_reg", "discriminator", self.d_reg_every))
-        phases.append(Phase("G_main", "generator"))
-        if self.loss.pl_weight > 0:
-            phases.append(Phase("G_reg", "generator", self.g_reg_every))
-        return phases
-
     def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         real = batch["image"]
         if phase.name == "D_main":
@@ -79,19 +101,3 @@ class StyleGAN2(GANModule):
             return self.loss.g_main(self.generator, self.discriminator, real.shape[0],
                                     self.draw, self.draw_shared)
         return self.loss.g_reg(self.generator, real.shape[0], self.draw, self.draw_shared, gain)
-
-    @property
-    def sampling_generator(self) -> Generator:
-        return getattr(self, "generator_ema", self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
-        """``n`` images from the EMA generator (if any); latents and noise maps come from
-        ``seed`` alone, so the same call always gives the same images."""
-        return sample_images(self.sampling_generator, n, seed, truncation)
-
-    def generate_for_metrics(self, batch: Any) -> torch.Tensor:
-        """Metrics protocol: as many generated images as the batch holds real ones."""
-        real = batch["image"]
-        z = torch.randn(real.shape[0], self.generator.style_dim, device=real.device)
-        return self.sampling_generator(z)
