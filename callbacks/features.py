@@ -8,7 +8,6 @@ measures the gain against torch-fidelity and checks the FIDs agree.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -61,8 +60,7 @@ class InceptionFeatures:
     def __init__(self, weights: InceptionWeights, device: torch.device | str = "cpu",
                  batch_size: int = 64) -> None:
         self.weights, self.device, self.batch_size = weights, torch.device(device), batch_size
-        network = load_inception(weights, "cpu")
-        self.network = fold_batchnorm(copy.deepcopy(network)).to(
+        self.network = fold_batchnorm(load_inception(weights, "cpu")).to(
             self.device, memory_format=torch.channels_last).requires_grad_(False).eval()
 
     @property
@@ -179,9 +177,11 @@ class RealStatistics:
 
 
 def cache_key(content_hash: str, resolution: int | None, extractor: InceptionFeatures,
-              count: int) -> tuple[str, dict]:
-    """The key of a real set's statistics and the fields it is made of."""
+              count: int, geometry: str | None = None) -> tuple[str, dict]:
+    """The key of a real set's statistics and the fields it is made of (``geometry``: how the
+    stored images were resized and cropped to ``resolution``)."""
     fields = {"content_sha256": content_hash, "resolution": resolution, "count": count,
+              "geometry": geometry,
               "resize": RESIZE_METHOD, "weights_sha256": extractor.weights.sha256,
               "feature_layer": FEATURE_LAYER}
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
@@ -190,10 +190,11 @@ def cache_key(content_hash: str, resolution: int | None, extractor: InceptionFea
 
 def real_statistics(extractor: InceptionFeatures, dataset: Dataset, content_hash: str,
                     resolution: int | None, cache_dir: str | Path | None = None,
-                    num_workers: int | None = None, progress: bool = True) -> RealStatistics:
+                    num_workers: int | None = None, progress: bool = True,
+                    geometry: str | None = None) -> RealStatistics:
     """Features of the real images, from the cache when the key matches; else extracted (with a
     progress bar), then written atomically by rank 0."""
-    key, fields = cache_key(content_hash, resolution, extractor, len(dataset))
+    key, fields = cache_key(content_hash, resolution, extractor, len(dataset), geometry)
     path = Path(cache_dir or corrlab_cache_dir()) / "fid_stats" / f"real-{key}.pt"
     if path.is_file():
         stored = torch.load(path, map_location="cpu", weights_only=True)

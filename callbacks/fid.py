@@ -104,7 +104,8 @@ class FID(L.Callback):
             count = min(self.num_real or len(reference), len(reference))
             self._real = real_statistics(self.extractor(device), reference.dataset(count),
                                          reference.content_hash(count), reference.crop_size,
-                                         self.cache_dir, self.num_workers, self.progress)
+                                         self.cache_dir, self.num_workers, self.progress,
+                                         reference.geometry)
         return self._real
 
     def generation_batch(self, trainer: L.Trainer, index: int) -> Any:
@@ -154,6 +155,7 @@ class FID(L.Callback):
                   "cache_key": real.cache_key, "real_from_cache": real.from_cache,
                   "real_content_sha256": real.description["content_sha256"],
                   "resolution": real.description["resolution"],
+                  "geometry": real.description["geometry"],
                   "kimg": getattr(pl_module, "images_seen", 0) / 1000.0,
                   **self._extractor.provenance}
         self.last = record

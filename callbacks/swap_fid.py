@@ -97,7 +97,7 @@ class SwapFID(FID):
             content = hashlib.sha256(f"{self._content}|{pairs_hash}".encode()).hexdigest()
             self._real = real_statistics(self.extractor(device), structures, content,
                                          reference.crop_size, self.cache_dir, self.num_workers,
-                                         self.progress)
+                                         self.progress, reference.geometry)
         return self._real
 
     def generation_batch(self, trainer: L.Trainer, index: int) -> Any:

@@ -59,6 +59,15 @@ class ReferenceSet:
     def location(self) -> str:
         return self.source.location + (f" ({self.half} half)" if self.half else "")
 
+    @property
+    def geometry(self) -> str:
+        """How stored images become the compared ones (part of the statistics cache key)."""
+        if self.crop_size is None:
+            return "as stored"
+        resize = f"short side {self.load_size} (area/cubic), " if self.load_size else ""
+        half = f"{self.half} half, " if self.half else ""
+        return f"{half}{resize}centre crop {self.crop_size}"
+
     def content_hash(self, limit: int | None = None) -> str:
         return source_content_hash(self.source, self.indices[:limit])
 

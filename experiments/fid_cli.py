@@ -76,7 +76,8 @@ def fid_between(args: argparse.Namespace) -> dict:
             key = None
         else:
             stats = real_statistics(extractor, reference.dataset(), content, args.resolution,
-                                    args.cache_dir, args.num_workers, not args.quiet)
+                                    args.cache_dir, args.num_workers, not args.quiet,
+                                    reference.geometry)
             feats, key = stats.features, stats.cache_key
         features.append(feats)
         result.update({f"path_{label}": str(path), f"num_{label}": int(feats.shape[0]),

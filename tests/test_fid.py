@@ -156,6 +156,10 @@ def test_real_statistics_cache_hit_then_miss_after_a_change(metric_env, tmp_path
     other_weights = SimpleNamespace(weights=SimpleNamespace(sha256="0" * 64))
     assert cache_key("c", 32, other_weights, 6)[0] != cache_key("c", 32, extractor, 6)[0]
     assert cache_key("c", 64, extractor, 6)[0] != cache_key("c", 32, extractor, 6)[0]
+    crop_only = ReferenceSet(open_source(folder), list(range(6)), 32).geometry
+    resized = ReferenceSet(open_source(folder), list(range(6)), 32, load_size=48).geometry
+    assert cache_key("c", 32, extractor, 6, crop_only)[0] != \
+        cache_key("c", 32, extractor, 6, resized)[0]
 
 
 # --- parity with torch-fidelity, and the CLI ------------------------------------------------------
@@ -215,6 +219,7 @@ def test_fid_callback_logs_values_with_provenance(metric_env, tmp_path):
     summary = json.loads((Path(logger.log_dir) / "metrics.json").read_text())["metrics/fid"]
     assert summary["fid"] > 0 and summary["num_fake"] == 8 and summary["num_real"] == 16
     assert summary["real_from_cache"] is False and summary["resolution"] == 32
+    assert summary["geometry"] == "centre crop 32"
     assert summary["weights_sha256"] == inception.file_sha256(hub_checkpoint_path())
     with open(Path(logger.log_dir) / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
