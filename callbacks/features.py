@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +28,6 @@ from callbacks.inception import (
     corrlab_cache_dir,
     load_inception,
 )
-
-
-def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float NCHW -> uint8, rounded as images are saved to PNG (so FID of saved
-    samples equals FID measured in training)."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def fold_batchnorm(network: nn.Module) -> nn.Module:
@@ -92,14 +85,10 @@ class InceptionFeatures:
         workers = self.default_workers() if num_workers is None else num_workers
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                             num_workers=workers, pin_memory=self.device.type == "cuda")
-        return self.extract_batches(loader, len(dataset), progress, description)
-
-    def extract_batches(self, batches: Iterable[torch.Tensor], total: int,
-                        progress: bool = True, description: str = "features") -> torch.Tensor:
         features = []
-        with tqdm(total=total, desc=description, unit="img", disable=not progress,
+        with tqdm(total=len(dataset), desc=description, unit="img", disable=not progress,
                   file=sys.stderr, dynamic_ncols=True) as bar:
-            for batch in batches:
+            for batch in loader:
                 features.append(self(batch))
                 bar.update(batch.shape[0])
         return torch.cat(features) if features else torch.zeros(0, 2048)
@@ -107,16 +96,19 @@ class InceptionFeatures:
 
 # --- multi-process ---------------------------------------------------------------------------
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group; (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def gather_interleaved(local: torch.Tensor) -> torch.Tensor:
     """Rows computed by rank r for global items r, r + W, r + 2W, ... -> all rows in global
     order, on every rank. Every item counts exactly once (no sampler padding)."""
-    if not _distributed() or torch.distributed.get_world_size() == 1:
+    world = rank_and_world()[1]
+    if world == 1:
         return local
-    world = torch.distributed.get_world_size()
     backend_device = local.device
     if torch.distributed.get_backend() == "nccl":
         backend_device = torch.device("cuda", torch.cuda.current_device())
@@ -153,9 +145,7 @@ def extract_distributed(extractor: InceptionFeatures, dataset: Dataset,
                         progress: bool = True, description: str = "features") -> torch.Tensor:
     """Features of the whole dataset; under DDP each rank extracts a 1/W share, then all
     ranks receive every row in dataset order."""
-    rank, world = 0, 1
-    if _distributed():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    rank, world = rank_and_world()
     local = extractor.extract(_Strided(dataset, rank, world), num_workers,
                               progress and rank == 0, description)
     return gather_interleaved(local)
@@ -202,7 +192,7 @@ def real_statistics(extractor: InceptionFeatures, dataset: Dataset, content_hash
             return RealStatistics(stored["features"], key, path, True, fields)
     features = extract_distributed(extractor, dataset, num_workers, progress,
                                    f"real images ({len(dataset)}) for FID statistics")
-    if not _distributed() or torch.distributed.get_rank() == 0:
+    if rank_and_world()[0] == 0:
         atomic_torch_save({"fields": fields, "features": features}, path)
     return RealStatistics(features, key, path, False, fields)
 

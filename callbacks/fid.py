@@ -25,17 +25,12 @@ from callbacks.features import (
     RealStatistics,
     fid_kid,
     gather_interleaved,
-    images_to_uint8,
+    rank_and_world,
     real_statistics,
 )
+from callbacks.image_logging import images_to_uint8
 from callbacks.inception import find_inception_weights
 from callbacks.metric_logging import log_provenance
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class FID(L.Callback):
@@ -123,7 +118,7 @@ class FID(L.Callback):
     @torch.no_grad()
     def fake_features(self, trainer: L.Trainer, pl_module: L.LightningModule) -> torch.Tensor:
         extractor = self.extractor(pl_module.device)
-        rank, world = _rank_world()
+        rank, world = rank_and_world()
         num_batches = math.ceil(self.num_images / self.batch_size)
         local = []
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []

@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images (any layout) -> uint8, rounded. Saved PNGs and metric features use
+    this one conversion, so FID of saved samples equals FID measured in training."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_hwc_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A CHW float image in [-1, 1] (or an HWC uint8 array) as HWC uint8."""
     if isinstance(image, np.ndarray):
@@ -26,8 +32,7 @@ def to_hwc_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
         return image
     if image.dim() != 3:
         raise ValueError(f"expected one CHW image, got shape {tuple(image.shape)}")
-    array = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return array.permute(1, 2, 0).cpu().numpy()
+    return images_to_uint8(image).permute(1, 2, 0).cpu().numpy()
 
 
 def save_png(image: np.ndarray, path: Path) -> Path:

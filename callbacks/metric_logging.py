@@ -26,8 +26,10 @@ def run_dir(trainer: L.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
+def write_json_atomic(path: Path, payload: object) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(partial, path)
 
@@ -50,6 +52,6 @@ def log_provenance(trainer: L.Trainer, name: str, record: dict) -> None:
     summary_path = folder / "metrics.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     summary[name] = record
-    _write_json(summary_path, summary)
+    write_json_atomic(summary_path, summary)
     with open(folder / "metrics.jsonl", "a") as handle:
         handle.write(json.dumps({"metric": name, **record}, sort_keys=True) + "\n")

@@ -63,11 +63,6 @@ class GroundTruthSwapError(L.Callback):
         pl_module.train(was_training)
         return swaps.clamp(-1, 1), truths
 
-    def measure(self, pl_module: L.LightningModule) -> float:
-        """Mean L1 between swaps and true swaps."""
-        swaps, truths = self.swaps(pl_module)
-        return float((swaps - truths).abs().mean())
-
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         kimg = getattr(pl_module, "images_seen", 0) / 1000.0
         swaps, truths = self.swaps(pl_module)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from callbacks.features import RealStatistics, real_statistics
+from callbacks.features import RealStatistics, rank_and_world, real_statistics
 from callbacks.fid import FID
 from callbacks.inception import corrlab_cache_dir
+from callbacks.metric_logging import write_json_atomic
 from datamodules.reference import ReferenceSet
 
 
@@ -45,13 +45,9 @@ def load_or_make_pairs(path: Path, reference: ReferenceSet, content_hash: str, n
                              "elsewhere.")
         return stored["pairs"]
     pairs = make_swap_pairs(len(reference), num_pairs, seed)
-    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps({"reference_content_sha256": content_hash,
-                                       "reference": reference.location, "seed": seed,
-                                       "pairs": pairs}))
-        os.replace(partial, path)
+    if rank_and_world()[0] == 0:
+        write_json_atomic(path, {"reference_content_sha256": content_hash,
+                                 "reference": reference.location, "seed": seed, "pairs": pairs})
     return pairs
 
 

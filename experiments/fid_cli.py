@@ -13,6 +13,8 @@ import json
 import sys
 import tempfile
 
+import torch
+
 from callbacks.features import InceptionFeatures, extract_distributed, fid_kid, real_statistics
 from callbacks.inception import WeightsError, find_inception_weights
 from datamodules.decode import DataError
@@ -33,17 +35,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=None,
                         help="decoding workers (default: 0 on CPU, else up to 4)")
-    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cache-dir", help="feature cache (default: $CORRLAB_CACHE)")
     parser.add_argument("--no-cache", action="store_true", help="always extract features")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def check_sizes(reference: ReferenceSet) -> None:

@@ -61,7 +61,8 @@ def target_images(count: int, size: int, seed: int = 1000) -> torch.Tensor:
 
 
 def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
-    from callbacks.features import InceptionFeatures, fid_kid, images_to_uint8
+    from callbacks.features import InceptionFeatures, fid_kid
+    from callbacks.image_logging import images_to_uint8
     from callbacks.inception import WeightsError, find_inception_weights
     from lightning_modules.few_shot_cdc import FewShotCDC
 
