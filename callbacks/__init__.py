@@ -1,5 +1,6 @@
 """Callbacks: everything that logs or writes files during training."""
 
+from callbacks.checkpointing import KimgCheckpoint
 from callbacks.fid import FID
 from callbacks.lpips import IntraClusterLPIPS, ReconstructionLPIPS
 from callbacks.metric_plot import MetricPlot
@@ -8,5 +9,5 @@ from callbacks.swap_error import GroundTruthSwapError
 from callbacks.swap_fid import SwapFID
 from callbacks.swap_grid import SwapGrid
 
-__all__ = ["FID", "GroundTruthSwapError", "IntraClusterLPIPS", "MetricPlot",
+__all__ = ["FID", "GroundTruthSwapError", "IntraClusterLPIPS", "KimgCheckpoint", "MetricPlot",
            "ReconstructionLPIPS", "SampleGrid", "SwapFID", "SwapGrid"]

@@ -24,10 +24,10 @@ from callbacks.inception import (
     FEATURE_LAYER,
     RESIZE_METHOD,
     InceptionWeights,
-    atomic_torch_save,
     corrlab_cache_dir,
     load_inception,
 )
+from lightning_modules.checkpoint_io import atomic_torch_save
 
 
 def fold_batchnorm(network: nn.Module) -> nn.Module:

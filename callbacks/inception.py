@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightning_modules.checkpoint_io import atomic_torch_save
+
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FID_HELPER_FILE = "default_1.pt"
 FEATURE_LAYER = "2048"
@@ -194,17 +196,6 @@ def corrlab_cache_dir() -> Path:
     if os.environ.get("CORRLAB_CACHE"):
         return Path(os.environ["CORRLAB_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "corrlab"
-
-
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 def converted_weights_path(torchscript: Path, sha256: str,

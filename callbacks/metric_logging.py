@@ -10,12 +10,13 @@ writes ``<run dir>/metrics.json`` (the latest record per metric) and appends eve
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+
+from lightning_modules.checkpoint_io import atomic_write
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -27,11 +28,9 @@ def run_dir(trainer: L.Trainer) -> Path:
 
 
 def write_json_atomic(path: Path, payload: object) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    """Write JSON through :func:`~lightning_modules.checkpoint_io.atomic_write`."""
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 @rank_zero_only

@@ -27,7 +27,13 @@ SYNTHETIC = "synthetic"
 
 class SeededDataset(Dataset):
     """A dataset whose randomness (augmentation, independent sampling) comes from its own
-    generators, re-seeded per worker and rank by :func:`seed_worker`."""
+    generators. The training sampler hands out ``(item, sample_seed)`` keys and the generators
+    are re-seeded from ``sample_seed`` for that one sample, so what a sample looks like depends
+    only on (seed, epoch, position in the epoch's order): not on the worker that loads it, the
+    number of workers or ranks, or whether the run was resumed. Plain integer keys (validation,
+    direct indexing) use the generators as they stand (seeded per worker by :func:`seed_worker`).
+
+    Subclasses implement :meth:`get`."""
 
     transforms: tuple = ()
 
@@ -35,6 +41,48 @@ class SeededDataset(Dataset):
         self.rng = np.random.default_rng(seed)
         for transform in self.transforms:
             transform.set_random_seed(int(seed))
+
+    def get(self, item: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        if isinstance(key, tuple):
+            item, seed = key
+            self.reseed(seed)
+            return self.get(item)
+        return self.get(key)
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """Augmentation seed of the sample at ``position`` of ``epoch``'s global order."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+class ResumableSampler(DistributedSampler):
+    """The shared, seeded per-epoch permutation of :class:`DistributedSampler` (rank r of N
+    reads positions r, r + N, ...), yielding ``(index, sample_seed)`` keys, and able to start
+    an epoch part-way through (:meth:`resume`) so a resumed run reads what an uninterrupted one
+    would have."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, shuffle: bool,
+                 seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=seed)
+        self.skip = 0
+
+    def resume(self, epoch: int, samples_done: int) -> None:
+        """The next iteration over this sampler is ``epoch`` without its first
+        ``samples_done`` samples (of this rank)."""
+        self.set_epoch(epoch)
+        self.skip = samples_done
+
+    def __iter__(self):
+        start, self.skip = self.skip, 0
+        positions = range(self.rank, self.total_size, self.num_replicas)
+        for number, (index, position) in enumerate(zip(super().__iter__(), positions,
+                                                                strict=True)):
+            if number >= start:
+                yield index, sample_seed(self.seed, self.epoch, position)
 
 
 def worker_seed(rank: int) -> int:
@@ -144,9 +192,8 @@ class ImageDataModule(L.LightningDataModule):
         dataset.reseed(worker_seed(rank))  # used as is when num_workers == 0
         sampler = None
         if train:
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank,
-                                         shuffle=self.shuffle,
-                                         seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+            sampler = ResumableSampler(dataset, world, rank, self.shuffle,
+                                       seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, drop_last=train,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
@@ -154,7 +201,16 @@ class ImageDataModule(L.LightningDataModule):
             worker_init_fn=functools.partial(seed_worker, rank=rank))
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        """The training loader; when the model reports ``iteration`` (iterations already trained,
+        as :class:`~lightning_modules.gan_module.GANModule` does after a resume), it starts at
+        the batch an uninterrupted run would read next."""
+        loader = self._loader(self.train_set, train=True)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        done = int(getattr(module, "iteration", 0) or 0)
+        if done and len(loader):
+            epoch, batches_done = divmod(done, len(loader))
+            loader.sampler.resume(epoch, batches_done * self.batch_size)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False)

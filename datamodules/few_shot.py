@@ -25,8 +25,8 @@ class RepeatedDataset(SeededDataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, item: int) -> dict:
-        return self.images[item % len(self.images)]
+    def get(self, item: int) -> dict:
+        return self.images.get(item % len(self.images))
 
 
 class FewShotDataModule(ImageDataModule):

@@ -70,7 +70,7 @@ class PairedDataset(SeededDataset):
                                 f"{b.shape[0]}; paired images must have the same size.")
         return (a, b) if self.direction == "AtoB" else (b, a)
 
-    def __getitem__(self, item: int) -> dict:
+    def get(self, item: int) -> dict:
         input_image, target_image = self.load_pair(item)
         out = self.transforms[0](image=input_image, target=target_image)
         return {"input": out["image"], "target": out["target"]}

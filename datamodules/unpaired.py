@@ -18,7 +18,7 @@ class ImageDataset(SeededDataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, item: int) -> dict:
+    def get(self, item: int) -> dict:
         image = self.source.load(self.indices[item])
         return {"image": self.transforms[0](image=image)["image"]}
 
@@ -34,10 +34,10 @@ class TwoDomainDataset(SeededDataset):
     def __len__(self) -> int:
         return max(len(self.domain_a), len(self.domain_b))
 
-    def __getitem__(self, item: int) -> dict:
+    def get(self, item: int) -> dict:
         b_item = int(self.rng.integers(len(self.domain_b)))
-        return {"a": self.domain_a[item % len(self.domain_a)]["image"],
-                "b": self.domain_b[b_item]["image"]}
+        return {"a": self.domain_a.get(item % len(self.domain_a))["image"],
+                "b": self.domain_b.get(b_item)["image"]}
 
 
 class UnpairedDataModule(ImageDataModule):

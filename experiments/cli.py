@@ -13,6 +13,7 @@ import callbacks  # noqa: F401  (registers callback classes for short class name
 import lightning_modules.distributed  # noqa: F401  (registers `strategy: corrlab_ddp`)
 from datamodules import FewShotDataModule, PairedDataModule, UnpairedDataModule  # noqa: F401
 from experiments.loggers import LOGGER_NAMES, default_loggers
+from lightning_modules.checkpoint_io import AtomicCheckpointIO
 
 
 class CorrlabCLI(LightningCLI):
@@ -57,6 +58,8 @@ class CorrlabCLI(LightningCLI):
                                                config.get("version"))
         if trainer_config.get("default_root_dir") is None:
             kwargs["default_root_dir"] = str(Path(config["runs_dir"]) / experiment)
+        if not trainer_config.get("plugins"):
+            kwargs["plugins"] = [AtomicCheckpointIO()]  # never half-written, verified on load
         return super().instantiate_trainer(**kwargs)
 
 

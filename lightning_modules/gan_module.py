@@ -28,6 +28,12 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
+from lightning_modules.checkpoint_io import (
+    check_compatible,
+    class_path,
+    gather_rng_states,
+    set_rng_state,
+)
 from lightning_modules.distributed import GradientSyncDDPStrategy, all_reduce_gradients
 from lightning_modules.layers.ema import ema_beta, update_ema
 
@@ -36,7 +42,8 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 class NonFiniteError(RuntimeError):
-    """A loss or gradient became NaN/Inf; training stops without saving."""
+    """A loss or gradient became NaN/Inf; training stops without saving, so the last checkpoint
+    is the last good state."""
 
 
 @dataclass(frozen=True)
@@ -238,16 +245,24 @@ class GANModule(L.LightningModule):
         if not torch.isfinite(value).all():
             raise NonFiniteError(
                 f"non-finite {what} ({value.item()}) in phase '{phase.name}' at iteration "
-                f"{self.iteration} ({self.images_seen / 1000:.3f} kimg); training stopped and "
-                "no checkpoint was written. Lower the learning rate or check the data.")
+                f"{self.iteration} ({self.images_seen / 1000:.3f} kimg); training stopped without "
+                "saving, so the last checkpoint holds the last good state. Lower the learning "
+                "rate or check the data, then resume from it.")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["corrlab"] = {"images_seen": self.images_seen, "iteration": self.iteration}
+        checkpoint["corrlab"] = {"images_seen": self.images_seen, "iteration": self.iteration,
+                                 "model_class": class_path(self),
+                                 "rng_states": gather_rng_states()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        check_compatible(checkpoint, self, path)
         state = checkpoint.get("corrlab", {})
         self.images_seen = int(state.get("images_seen", 0))
         self.iteration = int(state.get("iteration", 0))
+        rng_states = state.get("rng_states") or []
+        if self._trainer is not None and len(rng_states) == self.world_size:
+            set_rng_state(rng_states[self.rank])  # resuming with the same world size
 
     @property
     def kimg(self) -> float:
