@@ -3,6 +3,10 @@ corrlab's run layout and default loggers, plus ``corrlab data`` (dataset convers
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +20,56 @@ from experiments.loggers import LOGGER_NAMES, default_loggers
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
 
 
+def init_options(cls: type) -> list[str]:
+    """Keyword options of ``cls(...)``, following ``**kwargs`` into base classes (as
+    jsonargparse does)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+        names += [p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return sorted(set(names))
+
+
+def _resolve(class_path: str) -> type | None:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def explain_unknown_options(message: str) -> str:
+    """For each option a config or command line gave a class that does not take it, the valid
+    options and the closest one (LightningCLI names only the rejected key)."""
+    hints = []
+    unknown = re.findall(r"class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
+    unknown += [("lightning.pytorch.Trainer", key) for key in
+                re.findall(r"does not accept option 'trainer\.(\w+)'", message)]
+    for class_path, option in dict.fromkeys(unknown):
+        cls = _resolve(class_path)
+        if cls is None:
+            continue
+        valid = init_options(cls)
+        close = difflib.get_close_matches(option, valid, n=1)
+        guess = f" Did you mean '{close[0]}'?" if close else ""
+        hints.append(f"'{option}' is not an option of {class_path}.{guess}\n"
+                     f"  Valid options: {', '.join(valid)}")
+    return "\n" + "\n".join(hints) if hints else ""
+
+
+class CorrlabArgumentParser(LightningArgumentParser):
+    """Errors about unknown options also list the valid ones."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        return super().error(message + explain_unknown_options(message), ex)
+
+
 class CorrlabCLI(LightningCLI):
     """LightningCLI whose runs land in ``<runs_dir>/<experiment>/<version>/``.
 
@@ -27,7 +81,8 @@ class CorrlabCLI(LightningCLI):
         super().__init__(
             LightningModule, LightningDataModule, subclass_mode_model=True,
             subclass_mode_data=True, seed_everything_default=0, auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True}, args=args, run=run)
+            save_config_kwargs={"overwrite": True}, parser_class=CorrlabArgumentParser,
+            args=args, run=run)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--experiment", type=str | None, default=None,

@@ -25,7 +25,9 @@ import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lightning_modules.checkpoints import CheckpointError
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or used, with a message naming the file and problem."""
 
 
 def partial_path(path: Path) -> Path:
@@ -63,14 +65,20 @@ def atomic_torch_save(obj: object, path: str | Path) -> None:
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
-def verify_checkpoint_file(path: str | Path) -> None:
+def verify_checkpoint_file(path: str | Path, legacy_ok: bool = False) -> None:
     """Raise :class:`CheckpointError` unless ``path`` is a complete zip archive whose records
-    all match their CRC-32 (what every ``torch.save`` since PyTorch 1.6 writes)."""
+    all match their CRC-32 (what every ``torch.save`` since PyTorch 1.6 writes).
+    ``legacy_ok``: accept files in the pre-1.6 (non-zip) format unchecked (external
+    checkpoints)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file does not exist.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty (0 bytes).")
+    if legacy_ok and not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x80\x02":  # a pickle: torch.save's legacy format
+                return
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()

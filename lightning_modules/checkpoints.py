@@ -11,6 +11,7 @@ to corrlab's parameter order. Files are read with ``weights_only=True``; only
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,22 +20,30 @@ from typing import Any
 
 import torch
 
+from lightning_modules.checkpoint_io import CheckpointError, verify_checkpoint_file
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be imported, with a message naming the file and the problem."""
+__all__ = ["CheckpointError", "load_rosinality_stylegan2", "safe_load"]
 
 
-def safe_load(path: str | Path, allowed: tuple[type, ...] = (argparse.Namespace,)) -> Any:
-    """``torch.load`` with ``weights_only=True`` and an explicit allow-list of extra classes."""
+def safe_load(path: str | Path, allowed: tuple[type, ...] = (argparse.Namespace,),
+              trust: bool = False) -> Any:
+    """``torch.load`` of an external checkpoint: integrity checked, then ``weights_only=True``
+    with an explicit allow-list of extra classes; anything else needs ``trust=True`` (the
+    ``trust_checkpoint`` option), which unpickles arbitrary objects."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file does not exist.")
+    verify_checkpoint_file(path, legacy_ok=True)
     try:
+        if trust:
+            return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(list(allowed)):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, pickle refused, ...
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: holds Python objects beyond tensors and plain containers "
+            f"({str(error).splitlines()[0]}). corrlab reads external checkpoints with "
+            "weights_only=True; if you trust this file, set `trust_checkpoint: true`.") from error
+    except Exception as error:  # legacy-format damage, ...
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: "
                               f"{str(error).splitlines()[0]}).") from error
 
@@ -200,11 +209,11 @@ def _build(cls, config: dict, state: dict, key_map, path: Path, name: str):
     return module
 
 
-def load_rosinality_stylegan2(path: str | Path, lr_mlp: float | None = None
-                              ) -> RosinalityCheckpoint:
+def load_rosinality_stylegan2(path: str | Path, lr_mlp: float | None = None,
+                              trust: bool = False) -> RosinalityCheckpoint:
     """Import a rosinality StyleGAN2 checkpoint (any subset of ``g``, ``g_ema``, ``d``)."""
     path = Path(path)
-    checkpoint = safe_load(path)
+    checkpoint = safe_load(path, trust=trust)
     if not isinstance(checkpoint, dict) or not {"g", "g_ema", "d"} & set(checkpoint):
         raise CheckpointError(f"{path}: not a rosinality StyleGAN2 checkpoint (expected keys "
                               "'g', 'g_ema' and/or 'd').")

@@ -62,7 +62,22 @@ def test_mistyped_config_key_is_rejected_before_training(tmp_path: Path, capsys,
     assert exit_info.value.code != 0
     message = capsys.readouterr().err
     assert "Option 'crop_sise' is not accepted" in message
-    assert "datamodules.UnpairedDataModule" in message
+    assert "datamodules.UnpairedDataModule. Did you mean 'crop_size'?" in message
+    valid = message.split("Valid options: ")[1].splitlines()[0].split(", ")
+    assert {"crop_size", "batch_size", "source", "num_workers"} <= set(valid)  # with the base's
+    assert "crop_sise" not in valid
+    assert not (tmp_path / "runs").exists()
+
+
+def test_mistyped_trainer_key_lists_the_trainer_options(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, TINY_CONFIG.replace("max_steps", "max_stepz"))
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(config)])
+    message = capsys.readouterr().err
+    assert "'max_stepz' is not an option of lightning.pytorch.Trainer. Did you mean " \
+           "'max_steps'?" in message
+    assert "accelerator" in message.split("Valid options: ")[1]
     assert not (tmp_path / "runs").exists()
 
 

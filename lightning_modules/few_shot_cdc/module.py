@@ -39,17 +39,17 @@ class SourceModel:
     discriminator_optimizer: dict | None = None
 
 
-def load_source(path: str | Path) -> SourceModel:
+def load_source(path: str | Path, trust: bool = False) -> SourceModel:
     """A rosinality checkpoint (``g``, ``g_ema``, ``d``, optimizer states if present) or a
-    corrlab StyleGAN2 checkpoint."""
+    corrlab StyleGAN2 checkpoint; ``trust``: allow pickled objects beyond tensors."""
     path = Path(path)
-    checkpoint = safe_load(path)
+    checkpoint = safe_load(path, trust=trust)
     if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
         source = StyleGAN2.load_from_checkpoint(path, map_location="cpu")
         optimizers = checkpoint.get("optimizer_states") or [None, None]
         return SourceModel(source.generator, source.sampling_generator, source.discriminator,
                            *optimizers[:2])
-    imported = load_rosinality_stylegan2(path)
+    imported = load_rosinality_stylegan2(path, trust=trust)
     if imported.generator_ema is None or imported.discriminator is None:
         raise CheckpointError(f"{path}: few-shot adaptation needs 'g_ema' (the source "
                               "generator) and 'd' in the checkpoint.")
@@ -69,6 +69,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         patch_resolution: resolution of the D feature the patch head reads (official: 32).
         use_patch_d: False trains every iteration with the image-level D and ordinary latents
             (the plain fine-tuning baseline together with ``distance_weight: 0``).
+        trust_checkpoint: read a source checkpoint that holds pickled Python objects beyond
+            tensors and plain containers (refused by default: unpickling runs code).
         Other arguments as :class:`~lightning_modules.stylegan2.StyleGAN2`; the EMA half-life
         1.25 kimg at batch 4 is the official per-step decay 0.5 ** (32 / 10000).
     """
@@ -82,10 +84,11 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                  d_reg_every: int = 16, pl_weight: float = 2.0, g_reg_every: int = 4,
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
                  max_kimg: float | None = 20.0, ema_half_life_kimg: float | None = 1.25,
-                 ema_rampup: float | None = None, seed: int | None = None) -> None:
+                 ema_rampup: float | None = None, seed: int | None = None,
+                 trust_checkpoint: bool = False) -> None:
         super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed)
         self.save_hyperparameters()
-        source = load_source(source_checkpoint)
+        source = load_source(source_checkpoint, trust_checkpoint)
         self.source_generator = source.generator_ema.eval().requires_grad_(False)
         self.generator = source.generator
         self.discriminator = source.discriminator

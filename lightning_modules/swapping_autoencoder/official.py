@@ -197,17 +197,19 @@ def inferred_widths(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     return widths
 
 
-def load_official_swapae(checkpoint: str | Path, options: str | Path | dict):
+def load_official_swapae(checkpoint: str | Path, options: str | Path | dict,
+                         trust_checkpoint: bool = False):
     """A :class:`SwappingAutoencoder` with the weights of an official checkpoint.
 
     ``options``: the run's ``opt.txt`` (or a JSON / dict of official option values). Official
     checkpoints hold no optimizer state, EMA or counters, so training restarts its Adam moments
-    (as the official code does on resume).
+    (as the official code does on resume). ``trust_checkpoint``: allow pickled objects beyond
+    tensors (refused by default).
     """
     from lightning_modules.swapping_autoencoder.module import SwappingAutoencoder
 
     path = Path(checkpoint)
-    state = safe_load(path, allowed=())
+    state = safe_load(path, allowed=(), trust=trust_checkpoint)
     if not isinstance(state, dict) or not any(k.startswith("E.") for k in state):
         raise CheckpointError(f"{path}: not an official Swapping Autoencoder checkpoint "
                               "(expected keys starting with 'E.', 'G.').")
