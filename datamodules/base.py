@@ -198,7 +198,10 @@ class ImageDataModule(L.LightningDataModule):
             dataset, batch_size=self.batch_size, sampler=sampler, drop_last=train,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
-            worker_init_fn=functools.partial(seed_worker, rank=rank))
+            worker_init_fn=functools.partial(seed_worker, rank=rank),
+            # the loader's own generator: creating an iterator (each epoch, and at a resume)
+            # must not draw from the global torch generator the training process resumes
+            generator=torch.Generator().manual_seed(worker_seed(rank)))
 
     def train_dataloader(self) -> DataLoader:
         """The training loader; when the model reports ``iteration`` (iterations already trained,

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 
 import lightning as L
+import numpy as np
 import torch
 
 
 class LossRecorder(L.Callback):
+    """Also draws from the global Python, NumPy and torch generators each iteration (as user
+    code in the training process might), so the records show whether their states resume."""
+
     def __init__(self, path: str) -> None:
         self.path = path
 
@@ -26,6 +31,9 @@ class LossRecorder(L.Callback):
             return
         losses = {key: float(value) for key, value in trainer.callback_metrics.items()
                   if "/" in key and not key.startswith("progress/")}
+        losses["rng/python"] = random.random()
+        losses["rng/numpy"] = float(np.random.rand())
+        losses["rng/torch"] = float(torch.rand(()))
         record = {"iteration": pl_module.iteration, "losses": losses}
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
