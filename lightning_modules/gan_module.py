@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,17 +201,21 @@ class GANModule(L.LightningModule):
         return [p for module in self._network_modules[network] for p in module.parameters()]
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        self.iterate(batch, self.run_phase)
+        self.log("progress/kimg", self.kimg, prog_bar=True)
+        if self.max_kimg is not None and self.kimg >= self.max_kimg:
+            self.trainer.should_stop = True
+
+    def iterate(self, batch: Any, run_phase: Callable[[Phase, Any], Any]) -> None:
+        """One training iteration: the due phases, then EMA and the counters."""
         self._draws_this_iteration = 0
         local_batch = self.batch_size(batch)
         for phase in self.due_phases():
-            self.run_phase(phase, batch)
+            run_phase(phase, batch)
         global_batch = local_batch * self.world_size
         self.update_ema(global_batch)
         self.images_seen += global_batch
         self.iteration += 1
-        self.log("progress/kimg", self.kimg, prog_bar=True)
-        if self.max_kimg is not None and self.kimg >= self.max_kimg:
-            self.trainer.should_stop = True
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Nothing to compute per batch: GANs are evaluated by metric callbacks (FID, LPIPS, ...)
@@ -222,7 +226,17 @@ class GANModule(L.LightningModule):
         """See :meth:`validation_step`."""
 
     def run_phase(self, phase: Phase, batch: Any) -> None:
-        optimizer = self.optimizer_for(phase.network)
+        terms = self.step_phase(phase, batch, self.optimizer_for(phase.network),
+                                self.manual_backward)
+        for term, value in terms.items():
+            self.log(f"{phase.name}/{term}", value.detach())
+
+    def step_phase(self, phase: Phase, batch: Any, optimizer: torch.optim.Optimizer,
+                   backward: Callable[[torch.Tensor], None] = torch.Tensor.backward
+                   ) -> dict[str, torch.Tensor]:
+        """One phase: loss, backward, gradient average across ranks, finiteness check, step.
+        Runs without a Trainer too (benchmarks' bare loop) when ``configure_optimizers``'
+        optimizers are passed in."""
         for name, modules in self._network_modules.items():
             for module in modules:
                 module.requires_grad_(name == phase.network)
@@ -230,16 +244,16 @@ class GANModule(L.LightningModule):
         loss = sum(terms.values())
         self.check_finite(phase, "loss", loss.detach())
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        backward(loss)
         parameters = self.network_parameters(phase.network)
-        if isinstance(self.trainer.strategy, GradientSyncDDPStrategy):
+        if self._trainer is not None and isinstance(self.trainer.strategy,
+                                                    GradientSyncDDPStrategy):
             all_reduce_gradients(parameters)
         grads = [p.grad for p in parameters if p.grad is not None]
         if grads:
             self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
         optimizer.step()
-        for term, value in terms.items():
-            self.log(f"{phase.name}/{term}", value.detach())
+        return terms
 
     def check_finite(self, phase: Phase, what: str, value: torch.Tensor) -> None:
         if not torch.isfinite(value).all():
