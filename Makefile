@@ -49,6 +49,10 @@ bench: venv
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/data_throughput.py --markdown runs/bench/data_throughput.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/modconv.py --markdown runs/bench/modconv.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/fid_speed.py --markdown runs/bench/fid_speed.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/lightning_overhead.py \
+		--markdown runs/bench/lightning_overhead.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
+		--markdown runs/bench/swapae_iteration.md
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,7 @@ Iterations after ``--warmup`` are timed; the table prints seconds per iteration 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 
 import lightning as L
@@ -23,21 +24,18 @@ import yaml
 from experiments.benchmarks.report import emit, environment
 
 
-def build(config_path: str):
-    """(module, datamodule) of a corrlab config, instantiated the way the CLI does."""
-    from jsonargparse import ArgumentParser
+def instantiate(spec: dict, default_module: str):
+    module, _, name = spec["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module or default_module), name)
+    return cls(**spec.get("init_args", {}))
 
+
+def build(config_path: str):
+    """(module, datamodule) of a corrlab config, data worker processes off."""
     config = yaml.safe_load(open(config_path))
-    parser = ArgumentParser()
-    parser.add_argument("--model", type=L.LightningModule, subclass_mode=True)
-    parser.add_argument("--data", type=L.LightningDataModule, subclass_mode=True)
-    data = config["data"]
-    data.setdefault("init_args", {})["num_workers"] = 0
-    if "." not in data["class_path"]:
-        data["class_path"] = f"datamodules.{data['class_path']}"
-    parsed = parser.parse_object({"model": config["model"], "data": data})
-    objects = parser.instantiate_classes(parsed)
-    return objects.model, objects.data
+    data = {**config["data"], "init_args": {**config["data"].get("init_args", {}),
+                                            "num_workers": 0}}
+    return instantiate(config["model"], ""), instantiate(data, "datamodules")
 
 
 class IterationClock(L.Callback):
