@@ -85,11 +85,11 @@ def verify_checkpoint_file(path: str | Path, legacy_ok: bool = False) -> None:
     except (zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(
             f"{path}: checkpoint file is truncated or not a PyTorch checkpoint ({error}). "
-            "Resume from an earlier checkpoint.") from error
+            "Copy it again, or resume from an earlier checkpoint.") from error
     if damaged is not None:
         raise CheckpointError(
             f"{path}: checkpoint file is corrupted (record '{damaged}' fails its CRC check). "
-            "Resume from an earlier checkpoint.")
+            "Copy it again, or resume from an earlier checkpoint.")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
