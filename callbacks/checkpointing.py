@@ -35,11 +35,12 @@ def crossed(before_kimg: float, after_kimg: float, every_kimg: float | None) -> 
                                                                    + 1e-9)
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any rank."""
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every rank when ``flag`` is true on any rank (``device``: where the process
+    group's backend reduces, the GPU for NCCL)."""
     if not (dist.is_available() and dist.is_initialized()):
         return flag
-    value = torch.tensor([int(flag)])
+    value = torch.tensor([int(flag)], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 
@@ -96,7 +97,7 @@ class KimgCheckpoint(ModelCheckpoint):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         kimg = pl_module.images_seen / 1000.0
         before = kimg - pl_module.batch_size(batch) * pl_module.world_size / 1000.0
-        stop = any_rank(self.received_signal is not None)
+        stop = any_rank(self.received_signal is not None, pl_module.device)
         if self.snapshot_kimg and crossed(before, kimg, self.snapshot_kimg):
             self.save(trainer, f"kimg{kimg:09.3f}")
         if stop or crossed(before, kimg, self.every_kimg):
