@@ -200,3 +200,21 @@ def test_preemption_signal_saves_at_a_safe_point_and_requeues(tmp_path: Path, si
     assert f"Signal {int(signum)}: saved" in output
     requeued = (tmp_path / "scontrol.log").read_text() if signum == signal.SIGUSR1 else ""
     assert requeued == ("requeue 4242\n" if signum == signal.SIGUSR1 else "")
+
+
+def test_sigterm_under_two_process_ddp_stops_both_ranks_at_the_same_iteration(tmp_path: Path):
+    config = write_config(tmp_path, SWAPAE, synthetic_data(2, workers=0), iterations=10_000,
+                          global_batch=4, every_iterations=5)
+    process = corrlab_fit(config, tmp_path, "ddp_signal", [], "--trainer.devices", "2",
+                          "--trainer.strategy", "corrlab_ddp", wait=False)
+    checkpoint_path = last_checkpoint(tmp_path, "ddp_signal")
+    wait_for(checkpoint_path, process)
+    first = torch.load(checkpoint_path, weights_only=False)["corrlab"]["iteration"]
+    process.send_signal(signal.SIGTERM)  # to rank 0; Lightning forwards it to rank 1
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    saved = torch.load(checkpoint_path, weights_only=False)["corrlab"]
+    assert first < saved["iteration"] < 10_000
+    assert len(saved["rng_states"]) == 2  # assembled on both ranks at the same safe point
+    stops = [line for line in output.splitlines() if "saved" in line and "Signal" in line]
+    assert len(stops) == 2 and len(set(stops)) == 1, stops  # both ranks, same kimg
