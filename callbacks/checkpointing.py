@@ -35,14 +35,14 @@ def crossed(before_kimg: float, after_kimg: float, every_kimg: float | None) -> 
                                                                    + 1e-9)
 
 
-def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every rank when ``flag`` is true on any rank (``device``: where the process
+def max_over_ranks(value: int, device: torch.device | str = "cpu") -> int:
+    """The largest ``value`` of all ranks, on every rank (``device``: where the process
     group's backend reduces, the GPU for NCCL)."""
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    value = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+        return value
+    tensor = torch.tensor([value], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
 
 
 def slurm_job_id() -> str | None:
@@ -76,16 +76,22 @@ class KimgCheckpoint(ModelCheckpoint):
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.received_signal = signum  # acted on at the next safe point
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        if stage == "fit" and self.handle_signals and not self._previous_handlers:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Installed here, after Lightning registered its own SIGTERM handler, to replace it:
+        # Lightning's raises SIGTERMException at the start of the next batch, which can beat
+        # the save below and, under DDP, split the ranks between two exit paths.
+        if self.handle_signals and not self._previous_handlers:
             for signum in PREEMPTION_SIGNALS:
                 self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def restore_signal_handlers(self) -> None:
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        self.restore_signal_handlers()
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, trainer: L.Trainer, name: str) -> str:
@@ -97,21 +103,25 @@ class KimgCheckpoint(ModelCheckpoint):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         kimg = pl_module.images_seen / 1000.0
         before = kimg - pl_module.batch_size(batch) * pl_module.world_size / 1000.0
-        stop = any_rank(self.received_signal is not None, pl_module.device)
+        # the signal any rank received (under torchrun / SLURM every rank gets it; when only
+        # rank 0 does, the others learn it here, at the same iteration)
+        signum = max_over_ranks(self.received_signal or 0, pl_module.device)
+        stop = signum > 0
         if self.snapshot_kimg and crossed(before, kimg, self.snapshot_kimg):
             self.save(trainer, f"kimg{kimg:09.3f}")
         if stop or crossed(before, kimg, self.every_kimg):
             self.last_model_path = self.save(trainer, self.CHECKPOINT_NAME_LAST)
             self._last_saved_kimg = kimg
         if stop:
-            log.warning("Signal %s: saved %s at %.3f kimg; stopping.", self.received_signal,
+            log.warning("Signal %s: saved %s at %.3f kimg; stopping.", signum,
                         self.last_model_path, kimg)
             trainer.should_stop = True
-            if (self.requeue and self.received_signal == signal.SIGUSR1 and slurm_job_id()
+            if (self.requeue and signum == signal.SIGUSR1 and slurm_job_id()
                     and trainer.is_global_zero):
                 subprocess.run(["scontrol", "requeue", slurm_job_id()], check=False)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.restore_signal_handlers()
         kimg = pl_module.images_seen / 1000.0
         if getattr(self, "_last_saved_kimg", None) != kimg:
             self.last_model_path = self.save(trainer, self.CHECKPOINT_NAME_LAST)

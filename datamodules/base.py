@@ -4,6 +4,7 @@ training step), the albumentations pipelines, and deterministic, per-worker seed
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import random
@@ -79,10 +80,9 @@ class ResumableSampler(DistributedSampler):
     def __iter__(self):
         start, self.skip = self.skip, 0
         positions = range(self.rank, self.total_size, self.num_replicas)
-        for number, (index, position) in enumerate(zip(super().__iter__(), positions,
-                                                                strict=True)):
-            if number >= start:
-                yield index, sample_seed(self.seed, self.epoch, position)
+        keys = zip(super().__iter__(), positions, strict=True)
+        for index, position in itertools.islice(keys, start, None):
+            yield index, sample_seed(self.seed, self.epoch, position)
 
 
 def worker_seed(rank: int) -> int:

@@ -210,7 +210,7 @@ def test_sigterm_under_two_process_ddp_stops_both_ranks_at_the_same_iteration(tm
     checkpoint_path = last_checkpoint(tmp_path, "ddp_signal")
     wait_for(checkpoint_path, process)
     first = torch.load(checkpoint_path, weights_only=False)["corrlab"]["iteration"]
-    process.send_signal(signal.SIGTERM)  # to rank 0; Lightning forwards it to rank 1
+    process.send_signal(signal.SIGTERM)  # to rank 0 only: rank 1 learns it by all-reduce
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     saved = torch.load(checkpoint_path, weights_only=False)["corrlab"]
