@@ -15,15 +15,13 @@ too much (checked here: 5x instead of 2x the forward for 4 groups).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments.benchmarks.report import emit, environment
+from experiments.benchmarks.report import emit, environment, median_seconds
 from lightning_modules.layers.modulation import ModulatedConv2d
 from lightning_modules.layers.stylegan2 import Generator
 
@@ -33,13 +31,7 @@ def measure(step: Callable[[], None], forward: Callable[[], object], repeats: in
     """(median seconds of ``step`` after one warm-up call, 3 x FLOPs of ``forward``)."""
     with FlopCounterMode(display=False) as counter:
         forward()
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), 3 * counter.get_total_flops()
+    return median_seconds(step, repeats), 3 * counter.get_total_flops()
 
 
 def conv_pair(batch: int, channels: int, resolution: int, repeats: int) -> list[tuple]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,3 +29,14 @@ def emit(lines: list[str], markdown: str | Path | None) -> None:
         path = Path(markdown)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
+
+
+def median_seconds(step: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``step`` after one warm-up call."""
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

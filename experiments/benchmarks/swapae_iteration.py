@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments.benchmarks.report import emit, environment
+from experiments.benchmarks.report import emit, environment, median_seconds
 
 
 def church_model(resolution: int):
@@ -41,16 +39,6 @@ def church_model(resolution: int):
 
     return SwappingAutoencoder(crop_size=resolution, patch_use_aggregation=False,
                                netE_num_downsampling_gl=1 if resolution < 128 else 2, seed=0)
-
-
-def timed(step: Callable[[], object], repeats: int) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def counted(step: Callable[[], object]) -> int:
@@ -66,7 +54,7 @@ def conv_peak_gflops(repeats: int = 3) -> float:
         x = torch.randn(4, 512, size, size, requires_grad=True)
         w = torch.randn(512, 512, 3, 3, requires_grad=True)
         step = lambda x=x, w=w: F.conv2d(x, w, padding=1).sum().backward()  # noqa: E731
-        best = max(best, counted(step) / timed(step, repeats) / 1e9)
+        best = max(best, counted(step) / median_seconds(step, repeats) / 1e9)
     return best
 
 
@@ -83,7 +71,7 @@ def measure(resolution: int, batch: int, repeats: int) -> dict:
 
     steps = {"D": lambda: run(d_main), "G": lambda: run(g_main),
              "D+R1": lambda: run(d_main, d_reg)}
-    seconds = {name: timed(step, repeats) for name, step in steps.items()}
+    seconds = {name: median_seconds(step, repeats) for name, step in steps.items()}
     # The counter cannot follow autograd.grad (R1), so the amortised R1 phase's FLOPs are left
     # out: the delivered rate below is slightly understated.
     flops = {name: counted(steps[name]) for name in ("D", "G")}
