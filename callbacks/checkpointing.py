@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lightning_modules.distributed import rank_and_world
+
 log = logging.getLogger(__name__)
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -38,7 +40,7 @@ def crossed(before_kimg: float, after_kimg: float, every_kimg: float | None) -> 
 def max_over_ranks(value: int, device: torch.device | str = "cpu") -> int:
     """The largest ``value`` of all ranks, on every rank (``device``: where the process
     group's backend reduces, the GPU for NCCL)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if rank_and_world()[1] == 1:
         return value
     tensor = torch.tensor([value], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
@@ -70,6 +72,7 @@ class KimgCheckpoint(ModelCheckpoint):
         self.every_kimg, self.snapshot_kimg = every_kimg, snapshot_kimg
         self.handle_signals, self.requeue = handle_signals, requeue
         self.received_signal: int | None = None
+        self._last_saved_kimg: float | None = None
         self._previous_handlers: dict[int, Any] = {}
 
     # -- signals -------------------------------------------------------------------------------
@@ -123,7 +126,7 @@ class KimgCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.restore_signal_handlers()
         kimg = pl_module.images_seen / 1000.0
-        if getattr(self, "_last_saved_kimg", None) != kimg:
+        if self._last_saved_kimg != kimg:
             self.last_model_path = self.save(trainer, self.CHECKPOINT_NAME_LAST)
             self._last_saved_kimg = kimg
 

@@ -28,6 +28,7 @@ from callbacks.inception import (
     load_inception,
 )
 from lightning_modules.checkpoint_io import atomic_torch_save
+from lightning_modules.distributed import rank_and_world
 
 
 def fold_batchnorm(network: nn.Module) -> nn.Module:
@@ -95,13 +96,6 @@ class InceptionFeatures:
 
 
 # --- multi-process ---------------------------------------------------------------------------
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the initialised process group; (0, 1) without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
 
 def gather_interleaved(local: torch.Tensor) -> torch.Tensor:
     """Rows computed by rank r for global items r, r + W, r + 2W, ... -> all rows in global

@@ -25,12 +25,12 @@ from callbacks.features import (
     RealStatistics,
     fid_kid,
     gather_interleaved,
-    rank_and_world,
     real_statistics,
 )
 from callbacks.image_logging import images_to_uint8
 from callbacks.inception import find_inception_weights
 from callbacks.metric_logging import log_provenance
+from lightning_modules.distributed import rank_and_world
 
 
 class FID(L.Callback):

@@ -189,7 +189,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: SeededDataset, train: bool) -> DataLoader:
         rank, world = _rank(), _world_size()
-        dataset.reseed(worker_seed(rank))  # used as is when num_workers == 0
+        seed = worker_seed(rank)
+        dataset.reseed(seed)  # used as is when num_workers == 0
         sampler = None
         if train:
             sampler = ResumableSampler(dataset, world, rank, self.shuffle,
@@ -201,7 +202,7 @@ class ImageDataModule(L.LightningDataModule):
             worker_init_fn=functools.partial(seed_worker, rank=rank),
             # the loader's own generator: creating an iterator (each epoch, and at a resume)
             # must not draw from the global torch generator the training process resumes
-            generator=torch.Generator().manual_seed(worker_seed(rank)))
+            generator=torch.Generator().manual_seed(seed))
 
     def train_dataloader(self) -> DataLoader:
         """The training loader; when the model reports ``iteration`` (iterations already trained,

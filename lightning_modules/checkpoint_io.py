@@ -25,6 +25,8 @@ import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from lightning_modules.distributed import rank_and_world
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or used, with a message naming the file and problem."""
@@ -142,9 +144,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def gather_rng_states() -> list[dict[str, Any]]:
     """Every rank's :func:`rng_state`, indexed by rank (a collective under DDP: checkpoints are
     assembled on every rank, then rank 0 writes)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    world = rank_and_world()[1]
+    if world == 1:
         return [rng_state()]
-    states: list[Any] = [None] * dist.get_world_size()
+    states: list[Any] = [None] * world
     dist.all_gather_object(states, rng_state())
     return states
 

@@ -21,10 +21,17 @@ from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 STRATEGY_NAME = "corrlab_ddp"
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Average ``.grad`` of ``parameters`` over all ranks (missing gradients count as zero)."""
     parameters = [p for p in parameters if p.requires_grad]
-    if not parameters or not dist.is_initialized() or dist.get_world_size() == 1:
+    if not parameters or rank_and_world()[1] == 1:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
     flat = torch.cat([g.reshape(-1) for g in grads])

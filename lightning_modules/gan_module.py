@@ -24,7 +24,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
@@ -34,7 +33,11 @@ from lightning_modules.checkpoint_io import (
     gather_rng_states,
     set_rng_state,
 )
-from lightning_modules.distributed import GradientSyncDDPStrategy, all_reduce_gradients
+from lightning_modules.distributed import (
+    GradientSyncDDPStrategy,
+    all_reduce_gradients,
+    rank_and_world,
+)
 from lightning_modules.layers.ema import ema_beta, update_ema
 
 # EMA copies are frozen and in eval mode on purpose; Lightning warns about any eval module.
@@ -151,11 +154,11 @@ class GANModule(L.LightningModule):
     # -- deterministic, batch-global randomness ------------------------------------------------
     @property
     def world_size(self) -> int:
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        return rank_and_world()[1]
 
     @property
     def rank(self) -> int:
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return rank_and_world()[0]
 
     def _generator(self) -> torch.Generator:
         """A generator seeded by (seed, iteration, draw number): the same on every rank."""
