@@ -125,6 +125,8 @@ class ImageDataModule(L.LightningDataModule):
         allow_upscale: accept images smaller than the crop and enlarge them.
         synthetic_images: number of images when a source is ``synthetic``.
         synthetic_seed: dataset seed of synthetic sources.
+        synthetic_texture_scale: multiplies the synthetic pattern frequencies (< 1: coarser
+            patterns, which small CPU models learn sooner).
         num_val_images: validation images (the first ones of the training source).
         shuffle: shuffle the training set each epoch.
 
@@ -137,7 +139,8 @@ class ImageDataModule(L.LightningDataModule):
                  flip: bool = True, num_workers: int = 2, skip_bad_images: bool = False,
                  check_images: str = "full", allow_upscale: bool = False,
                  synthetic_images: int = 1024, synthetic_seed: int = 0,
-                 num_val_images: int = 64, shuffle: bool = True) -> None:
+                 synthetic_texture_scale: float = 1.0, num_val_images: int = 64,
+                 shuffle: bool = True) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -148,6 +151,7 @@ class ImageDataModule(L.LightningDataModule):
         self.skip_bad_images, self.check_images = skip_bad_images, check_images
         self.allow_upscale = allow_upscale
         self.synthetic_images, self.synthetic_seed = synthetic_images, synthetic_seed
+        self.synthetic_texture_scale = synthetic_texture_scale
         self.num_val_images, self.shuffle = num_val_images, shuffle
         self.train_set: SeededDataset | None = None
         self.val_set: SeededDataset | None = None
@@ -158,7 +162,8 @@ class ImageDataModule(L.LightningDataModule):
         if source == SYNTHETIC:
             return SyntheticSource(num_images or self.synthetic_images,
                                    self.load_size or self.crop_size,
-                                   self.synthetic_seed + seed_offset, families)
+                                   self.synthetic_seed + seed_offset, families,
+                                   self.synthetic_texture_scale)
         return open_source(source)
 
     def validated(self, source: ImageSource, side_by_side: bool = False) -> list[int]:

@@ -16,7 +16,7 @@ process. Every image comes with its label map: 0/1 background regions, ``2 + k``
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -171,11 +171,22 @@ def render_factors(structure: Structure, texture: Texture, size: int
     return image, label_map(structure, *_grid(size, 1))
 
 
+def coarsened(texture: Texture, scale: float) -> Texture:
+    """``texture`` with every pattern frequency times ``scale`` (< 1: coarser patterns)."""
+    if scale == 1.0:
+        return texture
+    return replace(texture, frequency=texture.frequency * scale,
+                   waves=texture.waves * np.array([scale, scale, 1.0, 1.0]))
+
+
 def render(structure_seed: int, texture_seed: int, size: int,
-           families: tuple[str, ...] = TRAIN_FAMILIES) -> tuple[np.ndarray, np.ndarray]:
-    """Render the image of ``structure_seed`` drawn in the texture of ``texture_seed``."""
+           families: tuple[str, ...] = TRAIN_FAMILIES, texture_scale: float = 1.0
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Render the image of ``structure_seed`` drawn in the texture of ``texture_seed``, its
+    pattern frequencies times ``texture_scale``."""
     return render_factors(sample_structure(structure_seed),
-                          sample_texture(texture_seed, tuple(families)), size)
+                          coarsened(sample_texture(texture_seed, tuple(families)),
+                                    texture_scale), size)
 
 
 def labels_to_rgb(labels: np.ndarray) -> np.ndarray:
@@ -190,24 +201,29 @@ def image_seeds(dataset_seed: int, index: int) -> tuple[int, int]:
 
 
 class SyntheticSource(ImageSource):
-    """``num_images`` shapes & textures images; image i uses :func:`image_seeds` (seed, i)."""
+    """``num_images`` shapes & textures images; image i uses :func:`image_seeds` (seed, i);
+    ``texture_scale`` multiplies the pattern frequencies (< 1: coarser, easier for small
+    models)."""
 
     def __init__(self, num_images: int, size: int, seed: int = 0,
-                 families: tuple[str, ...] = TRAIN_FAMILIES) -> None:
+                 families: tuple[str, ...] = TRAIN_FAMILIES, texture_scale: float = 1.0) -> None:
         if num_images < 1 or size < 8:
             raise ValueError(f"synthetic source needs num_images >= 1 and size >= 8, "
                              f"got {num_images} and {size}")
+        if texture_scale <= 0:
+            raise ValueError(f"synthetic texture_scale must be > 0, got {texture_scale}")
         self.num_images, self.image_side, self.seed = num_images, size, seed
-        self.families = tuple(families)
+        self.families, self.texture_scale = tuple(families), texture_scale
         sample_texture(0, self.families)  # validates the family names now
-        self.location = f"synthetic(seed={seed}, families={','.join(self.families)})"
+        scale = "" if texture_scale == 1.0 else f", texture_scale={texture_scale:g}"
+        self.location = f"synthetic(seed={seed}, families={','.join(self.families)}{scale})"
         self.names = [f"{i:06d}.png" for i in range(num_images)]
 
     def seeds(self, index: int) -> tuple[int, int]:
         return image_seeds(self.seed, index)
 
     def render_with_labels(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return render(*self.seeds(index), self.image_side, self.families)
+        return render(*self.seeds(index), self.image_side, self.families, self.texture_scale)
 
     def load(self, index: int) -> np.ndarray:
         return self.render_with_labels(index)[0]

@@ -84,3 +84,28 @@ def test_synthetic_source_is_deterministic_and_indexed():
     assert not np.array_equal(source.load(3), SyntheticSource(8, 32, seed=6).load(3))
     structure_seed, texture_seed = source.seeds(3)
     np.testing.assert_array_equal(source.load(3), render(structure_seed, texture_seed, 32)[0])
+
+
+def _edge_density(image: np.ndarray) -> float:
+    gray = image.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(gray, axis=0)).mean() + np.abs(np.diff(gray, axis=1)).mean())
+
+
+def test_texture_scale_coarsens_patterns_and_keeps_layout_and_palette():
+    from datamodules import UnpairedDataModule
+
+    default, coarse = SyntheticSource(24, 32, seed=2), SyntheticSource(24, 32, seed=2,
+                                                                       texture_scale=0.4)
+    np.testing.assert_array_equal(SyntheticSource(24, 32, seed=2, texture_scale=1.0).load(5),
+                                  default.load(5))
+    fine_edges = np.mean([_edge_density(default.load(i)) for i in range(24)])
+    coarse_edges = np.mean([_edge_density(coarse.load(i)) for i in range(24)])
+    assert coarse_edges < 0.75 * fine_edges
+    for i in range(4):  # the layout (label map) is untouched
+        _, labels = default.render_with_labels(i)
+        _, coarse_labels = coarse.render_with_labels(i)
+        np.testing.assert_array_equal(labels, coarse_labels)
+    data = UnpairedDataModule(synthetic_texture_scale=0.4, crop_size=32)
+    assert data.open("synthetic").texture_scale == 0.4
+    with pytest.raises(ValueError, match="texture_scale"):
+        SyntheticSource(4, 32, texture_scale=0)
