@@ -82,10 +82,15 @@ class CDCLoss(StyleGAN2Loss):
         return generator(z, noise=noise)
 
     def d_main(self, generator: Generator, critic: Critic, real: torch.Tensor, draw: Draw,
-               draw_shared: Draw, anchors: torch.Tensor | None = None) -> dict:
+               draw_shared: Draw, anchors: torch.Tensor | None = None,
+               observe_real: Callable[[torch.Tensor], None] | None = None) -> dict:
+        """``observe_real`` receives the real logits (ADA's overfitting statistic)."""
         with torch.no_grad():
             fake = self.generate_from(generator, real.shape[0], draw, draw_shared, anchors)
-        return {"logistic": d_logistic_loss(critic(real), critic(fake))}
+        real_logits = critic(real)
+        if observe_real is not None:
+            observe_real(real_logits)
+        return {"logistic": d_logistic_loss(real_logits, critic(fake))}
 
     def d_reg(self, critic: Critic, real: torch.Tensor, gain: float) -> dict:
         real = real.detach().requires_grad_(True)

@@ -25,6 +25,7 @@ import torch
 from lightning_modules.checkpoints import CheckpointError, load_rosinality_stylegan2, safe_load
 from lightning_modules.few_shot_cdc.losses import CDCLoss, PatchHead
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
+from lightning_modules.layers.augment import AdaptiveAugment
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 from lightning_modules.stylegan2 import StyleGAN2, sample_images
 from lightning_modules.stylegan2.module import StyleGAN2Sampling
@@ -71,6 +72,12 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
             (the plain fine-tuning baseline together with ``distance_weight: 0``).
         trust_checkpoint: read a source checkpoint that holds pickled Python objects beyond
             tensors and plain containers (refused by default: unpickling runs code).
+        augment: ADA-style augmentation of everything the critics see
+            (:mod:`~lightning_modules.layers.augment`); off by default, as the paper.
+        augment_p: starting augmentation probability (kept fixed if ``ada_target`` is None).
+        ada_target: r_t target of the adaptive probability (ADA: 0.6).
+        ada_speed_kimg: thousands of images for p to go 0 -> 1. ADA's 500 assumes runs of
+            thousands of kimg; the default is the length of a default CDC run.
         Other arguments as :class:`~lightning_modules.stylegan2.StyleGAN2`; the EMA half-life
         1.25 kimg at batch 4 is the official per-step decay 0.5 ** (32 / 10000).
     """
@@ -85,7 +92,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
                  max_kimg: float | None = 20.0, ema_half_life_kimg: float | None = 1.25,
                  ema_rampup: float | None = None, seed: int | None = None,
-                 trust_checkpoint: bool = False) -> None:
+                 trust_checkpoint: bool = False, augment: bool = False, augment_p: float = 0.0,
+                 ada_target: float | None = 0.6, ada_speed_kimg: float = 20.0) -> None:
         super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed)
         self.save_hyperparameters()
         source = load_source(source_checkpoint, trust_checkpoint)
@@ -106,6 +114,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         self.subspace_freq, self.use_patch_d = subspace_freq, use_patch_d
         self.lr, self.d_reg_every, self.g_reg_every = lr, d_reg_every, g_reg_every
         self._source_optimizers = (source.generator_optimizer, source.discriminator_optimizer)
+        self.augment = AdaptiveAugment(ada_target, ada_speed_kimg, initial_p=augment_p) \
+            if augment else None
         self.setup_ema()
         if ema_half_life_kimg is not None:
             self.generator_ema.load_state_dict(source.generator_ema.state_dict())
@@ -116,12 +126,22 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         return not self.use_patch_d or self.iteration % self.subspace_freq == 0
 
     def image_critic(self, images: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(images)
+        return self.discriminator(self.augmented(images))
 
     def patch_critic(self, images: torch.Tensor) -> torch.Tensor:
         """``N x 1 x r x r`` logits from the D feature at ``patch_resolution``."""
-        _, features = self.discriminator(images, return_features=True)
+        _, features = self.discriminator(self.augmented(images), return_features=True)
         return self.patch_head(features[self.patch_feature_index])
+
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        return images if self.augment is None else self.augment(images, self.draw)
+
+    def observe_real_logits(self, real_logits: torch.Tensor) -> None:
+        """ADA's overfitting statistic, fed by every D_main step."""
+        if self.augment is not None:
+            self.augment.observe(real_logits, self.world_size)
+            if self._trainer is not None:
+                self.log("augment/p", float(self.augment.p), on_step=True, on_epoch=False)
 
     # -- GANModule -----------------------------------------------------------------------------
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
@@ -146,7 +166,7 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         anchors = self.anchors if self.image_level and self.use_patch_d else None
         if phase.name == "D_main":
             return self.loss.d_main(self.generator, critic, real, self.draw, self.draw_shared,
-                                    anchors)
+                                    anchors, observe_real=self.observe_real_logits)
         if phase.name == "D_reg":
             return self.loss.d_reg(critic, real, gain)
         if phase.name == "G_main":
