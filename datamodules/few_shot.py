@@ -29,6 +29,10 @@ class RepeatedDataset(SeededDataset):
         return self.images.get(item % len(self.images))
 
 
+#: a synthetic test set draws from another dataset seed than the k shots
+TEST_SET_SEED_OFFSET = 1000
+
+
 class FewShotDataModule(ImageDataModule):
     """Exactly ``k`` training images (the first k in sorted name order).
 
@@ -37,15 +41,19 @@ class FewShotDataModule(ImageDataModule):
             ``rings`` texture family).
         k: number of training images; fewer usable images in the source is an error.
         epoch_length: samples per virtual epoch (the k images repeated, augmented).
+        test_set: the full target-domain set that FID compares generated images with (the CDC
+            paper's R_test: folder / zip / LMDB, or ``synthetic`` for held-out ``rings`` images
+            of another dataset seed); None compares with the k training images.
         **kwargs: see :class:`~datamodules.base.ImageDataModule`.
     """
 
     def __init__(self, source: str = SYNTHETIC, k: int = 10, epoch_length: int = 1000,
-                 **kwargs) -> None:
+                 test_set: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.source, self.k, self.epoch_length = source, k, epoch_length
+        self.test_set = test_set
         self.shots: ImageDataset | None = None
 
     def build_datasets(self) -> tuple[SeededDataset, SeededDataset]:
@@ -63,7 +71,12 @@ class FewShotDataModule(ImageDataModule):
         return RepeatedDataset(self.shots, max(self.epoch_length, self.batch_size)), val
 
     def reference_set(self) -> ReferenceSet:
-        """The k training images (FID against the target set, as in the CDC paper)."""
+        """``test_set`` (the paper's FID protocol: the full target set), else the k training
+        images."""
+        if self.test_set is not None:
+            source = self.open(self.test_set, families=(HELD_OUT_FAMILY,),
+                               seed_offset=TEST_SET_SEED_OFFSET)
+            return ReferenceSet(source, self.validated(source), self.crop_size, self.load_size)
         if self.shots is None:
             self.setup("fit")
         return ReferenceSet(self.shots.source, self.shots.indices, self.crop_size,

@@ -122,6 +122,22 @@ def test_few_shot_synthetic_renders_the_held_out_family():
     assert datamodule.shots.source.families == ("rings",)
 
 
+def test_few_shot_fid_reference_is_the_test_set_when_given(image_folder: Path):
+    shots_only = FewShotDataModule(str(image_folder), k=4, crop_size=32, num_workers=0)
+    assert shots_only.reference_set().indices == [0, 1, 2, 3]
+    with_test = FewShotDataModule(str(image_folder), k=4, crop_size=32, num_workers=0,
+                                  test_set=str(image_folder))
+    assert len(with_test.reference_set()) == 6  # the whole target set, as the CDC paper
+    synthetic = FewShotDataModule("synthetic", k=4, crop_size=32, test_set="synthetic",
+                                  synthetic_images=12, num_workers=0)
+    reference = synthetic.reference_set()
+    assert len(reference) == 12 and reference.source.families == ("rings",)
+    synthetic.setup("fit")
+    shots = {synthetic.shots.source.load(i).tobytes() for i in synthetic.shots.indices}
+    assert len(shots) == 4
+    assert not shots & {reference.source.load(i).tobytes() for i in range(12)}
+
+
 def test_bad_images_fail_at_setup_or_are_skipped(image_folder: Path):
     (image_folder / "zero.jpg").write_bytes(b"")
     with pytest.raises(DataError, match="zero.jpg: file is empty"):

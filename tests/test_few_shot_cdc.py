@@ -144,22 +144,23 @@ def test_num_anchors_must_match_k():
         trainer.fit(module, data)
 
 
-def test_structure_similarity_sees_layout_not_texture():
-    from datamodules.synthetic import HELD_OUT_FAMILY, render
+@pytest.mark.parametrize("texture_scale", [1.0, 0.4])
+def test_structure_similarity_sees_layout_not_texture(texture_scale):
+    from datamodules.synthetic import HELD_OUT_FAMILY, TRAIN_FAMILIES, render
     from experiments.few_shot_cdc.correspondence import structure_similarity
 
-    def image(structure_seed, texture_seed, families=None):
-        array = render(structure_seed, texture_seed, 32, families or ("stripes", "checkers",
-                                                                      "dots", "noise"))[0]
+    def image(structure_seed, texture_seed, families=TRAIN_FAMILIES):
+        array = render(structure_seed, texture_seed, 32, families, texture_scale)[0]
         return torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1
 
     source = torch.stack([image(i, 500 + i) for i in range(40)])
     same_layout = torch.stack([image(i, 900 + i, (HELD_OUT_FAMILY,)) for i in range(40)])
     other_layout = torch.stack([image(100 + i, 900 + i, (HELD_OUT_FAMILY,)) for i in range(40)])
     assert torch.allclose(structure_similarity(source, source), torch.ones(40), atol=1e-5)
-    kept = structure_similarity(source, same_layout).mean()
-    lost = structure_similarity(source, other_layout).mean()
-    assert kept > lost + 0.15
+    kept = structure_similarity(source, same_layout)
+    lost = structure_similarity(source, other_layout)
+    assert kept.mean() > lost.mean() + 0.5
+    assert (kept > lost).float().mean() > 0.9  # pair by pair, not only on average
 
 
 def test_corrlab_stylegan2_checkpoint_as_source(tmp_path):

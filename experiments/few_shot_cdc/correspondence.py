@@ -5,16 +5,19 @@ adapted sample with the source sample of the same latents, and both with the tar
 
 Per checkpoint it prints:
 - structure similarity (higher: the layout is kept): :func:`structure_similarity` between
-  ``sample(n, seed)`` and ``sample_source(n, seed)``;
+  ``sample(n, seed)`` and ``sample_source(n, seed)`` (on real images: about 0.8 for the same
+  layout in another texture family, 0.1 for another layout);
 - FID against held-out shapes & textures images of the target family (``rings``), for the
   adapted samples and for the source samples (lower: closer to the target textures). It needs
-  Inception weights (see the README); without them that column is skipped.
+  Inception weights (see the README); without them that column is skipped. The target images
+  use the run's ``synthetic_texture_scale``, read from the ``config.yaml`` of the run folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,18 +33,24 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return taps[:, None] * taps[None, :]
 
 
-def layout_edges(images: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
-    """Gradient magnitude of the blurred luminance: region boundaries (shapes against the
-    background) survive, fine texture patterns are averaged away. ``N x H x W``."""
-    gray = images.float().mean(dim=1, keepdim=True)
-    kernel = _gaussian_kernel(sigma * images.shape[-1] / 32)[None, None]
+def layout_edges(images: torch.Tensor, sigma: float = 0.7) -> torch.Tensor:
+    """Edges of the hue (chroma direction) field: ``N x H x W``.
+
+    In shapes & textures every region has its own hue and a pattern only blends two shades of
+    it (same hue within 0.08 of a turn), so hue edges mark region boundaries (layout) and
+    mostly ignore the pattern; near-gray pixels, whose hue is undefined, contribute little.
+    """
+    rgb = (images.float() + 1) / 2
+    luma = (rgb * rgb.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    chroma = torch.cat([rgb[:, 2:3] - luma, rgb[:, 0:1] - luma], dim=1)  # (B - Y, R - Y)
+    kernel = _gaussian_kernel(sigma * images.shape[-1] / 32)[None, None].repeat(2, 1, 1, 1)
     pad = kernel.shape[-1] // 2
-    blurred = F.conv2d(F.pad(gray, (pad,) * 4, mode="reflect"), kernel)
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    padded = F.pad(blurred, (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(padded, sobel[None, None])
-    gy = F.conv2d(padded, sobel.t()[None, None])
-    return torch.sqrt(gx**2 + gy**2 + 1e-12)[:, 0]
+    chroma = F.conv2d(F.pad(chroma, (pad,) * 4, mode="reflect"), kernel, groups=2)
+    direction = chroma / (chroma.norm(dim=1, keepdim=True) + 0.02)
+    padded = F.pad(direction, (1, 1, 1, 1), mode="replicate")
+    gx = padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]
+    gy = padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]
+    return (gx.square() + gy.square()).sum(dim=1).sqrt()
 
 
 def structure_similarity(images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
@@ -53,11 +62,25 @@ def structure_similarity(images_a: torch.Tensor, images_b: torch.Tensor) -> torc
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
 
 
-def target_images(count: int, size: int, seed: int = 1000) -> torch.Tensor:
+def target_images(count: int, size: int, seed: int = 1000, texture_scale: float = 1.0
+                  ) -> torch.Tensor:
     """Held-out target-family images (never the k training shots: another dataset seed)."""
-    source = SyntheticSource(count, size, seed, (HELD_OUT_FAMILY,))
+    source = SyntheticSource(count, size, seed, (HELD_OUT_FAMILY,), texture_scale)
     return torch.stack([torch.from_numpy(source.load(i)).permute(2, 0, 1)
                         for i in range(count)])
+
+
+def run_texture_scale(checkpoint: str | Path) -> float:
+    """``data.init_args.synthetic_texture_scale`` of the run that wrote ``checkpoint`` (its
+    folder's ``config.yaml``, as ``corrlab fit`` saves it); 1.0 when absent."""
+    import yaml
+
+    for folder in Path(checkpoint).resolve().parents[:2]:
+        config = folder / "config.yaml"
+        if config.is_file():
+            data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+            return float((data.get("init_args") or {}).get("synthetic_texture_scale", 1.0))
+    return 1.0
 
 
 def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
@@ -78,7 +101,8 @@ def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
     except WeightsError as error:
         result["fid_skipped"] = str(error).splitlines()[0]
         return result
-    real = extractor(target_images(fid_images, adapted.shape[-1]))
+    real = extractor(target_images(fid_images, adapted.shape[-1],
+                                   texture_scale=run_texture_scale(checkpoint)))
     result["fid_to_target_adapted"] = fid_kid(real, extractor(images_to_uint8(adapted)),
                                               kid=False)["fid"]
     result["fid_to_target_source"] = fid_kid(real, extractor(images_to_uint8(source)),
