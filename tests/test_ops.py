@@ -105,3 +105,60 @@ def test_bias_leaky_relu():
     bias = torch.tensor([0.5, -3.0])
     expected = torch.tensor([-0.5 * 0.2, -1.0 * 0.2]).reshape(1, 2, 1, 1) * math.sqrt(2)
     torch.testing.assert_close(bias_leaky_relu(x, bias), expected)
+
+
+def _separate_ops(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    if bias is not None:
+        x = x + bias.view(1, -1, 1, 1)
+    return F.leaky_relu(x, 0.2) * math.sqrt(2)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_bias_leaky_relu_is_bitwise_the_separate_ops_to_second_order(with_bias):
+    """Values, gradients and R1-style double-backward gradients equal those of autograd over
+    the three separate ops exactly (the fused node changes memory, not numbers)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, 8, 8, generator=generator)
+    weight = torch.randn(6, 6, 3, 3, generator=generator)
+    bias = torch.randn(6, generator=generator) if with_bias else None
+    results = []
+    for activation in (_separate_ops, bias_leaky_relu):
+        inputs = x.clone().requires_grad_(True)
+        w = weight.clone().requires_grad_(True)
+        b = bias.clone().requires_grad_(True) if with_bias else None
+        out = activation(F.conv2d(inputs, w, padding=1), b)
+        (grad_input,) = torch.autograd.grad(out.square().sum(), inputs, create_graph=True)
+        penalty = grad_input.square().sum()  # R1: gradient of a gradient norm
+        leaves = [w] + ([b] if with_bias else [])
+        results.append([out, grad_input, *torch.autograd.grad(penalty, leaves)])
+    for separate, fused in zip(*results, strict=True):
+        assert torch.equal(separate, fused)
+
+
+def test_fused_bias_leaky_relu_gradchecks_and_saves_one_tensor():
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(bias_leaky_relu, (x, bias))
+    assert torch.autograd.gradgradcheck(
+        lambda x, b, w: bias_leaky_relu(F.conv2d(x, w, padding=1), b), (x, bias, weight))
+
+    def saved_activation_elements(activation) -> int:
+        """Distinct activation storage autograd keeps for conv(activation(x))."""
+        saved = {}
+
+        def keep(tensor):
+            if tensor.dim() == 4 and tensor.shape[0] == 2:  # activations, not the weight
+                saved[tensor.untyped_storage().data_ptr()] = tensor.numel()
+            return tensor
+        inputs = torch.randn(2, 3, 16, 16, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            F.conv2d(activation(inputs, torch.zeros(3, requires_grad=True)),
+                     torch.randn(3, 3, 3, 3, requires_grad=True), padding=1)
+        return sum(saved.values())
+
+    # the fused node's saved output is the conv's saved input: one tensor instead of two
+    assert saved_activation_elements(bias_leaky_relu) == 2 * 3 * 16 * 16
+    assert saved_activation_elements(_separate_ops) == 2 * 2 * 3 * 16 * 16
+    with pytest.raises(ValueError, match="gain"):
+        bias_leaky_relu(torch.zeros(1, 1, 1, 1), gain=-1.0)

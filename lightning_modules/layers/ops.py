@@ -116,13 +116,74 @@ class Downsample2x(nn.Module):
         return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
 
+class _ScaledLeakyGrad(torch.autograd.Function):
+    """The gradient of the scaled leaky ReLU as a map of the incoming gradient ``g``:
+    ``g * gain`` where ``out > 0``, else ``g * gain * slope`` (the mask from the saved output;
+    ``gain > 0`` keeps the sign). The map is linear in ``g``, so its backward is the same map;
+    ``gain_first`` orders the products as autograd's chain over the separate ops does at each
+    order (first: gain then slope; second: slope then gain), keeping results bitwise equal."""
+
+    generate_vmap_rule = True  # torch.func transforms (vmap, grad) work through it
+
+    @staticmethod
+    def forward(grad: torch.Tensor, out: torch.Tensor, slope: float, gain: float,
+                gain_first: bool) -> torch.Tensor:
+        if gain_first:
+            scaled = grad * gain
+            return torch.where(out > 0, scaled, scaled * slope)
+        return torch.where(out > 0, grad, grad * slope) * gain
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, out, ctx.slope, ctx.gain, ctx.gain_first = inputs
+        ctx.save_for_backward(out)
+
+    @staticmethod
+    def backward(ctx, grad_grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        return (_ScaledLeakyGrad.apply(grad_grad, out, ctx.slope, ctx.gain, not ctx.gain_first),
+                None, None, None, None)
+
+
+class _FusedBiasLeakyReLU(torch.autograd.Function):
+    """Forward ``leaky_relu(x + bias) * gain`` keeping only the output for backward (autograd
+    of the three separate ops keeps two activation-sized tensors alive per layer: the leaky
+    ReLU's input and the next layer's input). Twice differentiable, as R1 needs, and bitwise
+    the values and gradients of the separate ops."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, bias: torch.Tensor | None, slope: float, gain: float
+                ) -> torch.Tensor:
+        out = x + bias.view(1, -1, *([1] * (x.dim() - 2))) if bias is not None else x.clone()
+        return F.leaky_relu_(out, slope).mul_(gain)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, bias, ctx.slope, ctx.gain = inputs
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        grad_x = _ScaledLeakyGrad.apply(grad, out, ctx.slope, ctx.gain, True)
+        grad_bias = None
+        if ctx.has_bias and ctx.needs_input_grad[1]:
+            grad_bias = grad_x.sum(dim=[d for d in range(grad_x.dim()) if d != 1])
+        return grad_x, grad_bias, None, None
+
+
 def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
                     negative_slope: float = LRELU_SLOPE, gain: float = LRELU_GAIN
                     ) -> torch.Tensor:
-    """``leaky_relu(x + bias) * gain`` with the bias broadcast over dimension 1."""
-    if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.dim() - 2)))
-    return F.leaky_relu(x, negative_slope) * gain
+    """``leaky_relu(x + bias) * gain`` with the bias broadcast over dimension 1; one fused
+    autograd node that saves only its output (NVlabs' ``bias_act`` idea, written for CPU and
+    GPU alike)."""
+    if gain <= 0:
+        raise ValueError(f"bias_leaky_relu needs gain > 0, got {gain}")
+    return _FusedBiasLeakyReLU.apply(x, bias, negative_slope, gain)
 
 
 class BiasLeakyReLU(nn.Module):
