@@ -189,6 +189,44 @@ def test_discriminator_terms_and_r1_weights():
     torch.testing.assert_close(patch_r1, expected.mean())
 
 
+def test_discriminator_steps_spending_parts_early_give_the_summed_loss_gradient():
+    """D_main and D_reg backpropagate their parts one by one (GANModule.backward_now; the patch
+    terms per image) to keep one graph alive at a time: the accumulated gradient equals that of
+    the summed loss over the whole batch."""
+    torch.manual_seed(0)
+    model = SwappingAutoencoder(**TINY, lambda_GAN=2.0, lambda_PatchGAN=3.0, seed=0)
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    discriminators = [model.image_discriminator, model.patch_discriminator]
+    parameters = [p for d in discriminators for p in d.parameters()]
+    uniform, noise = fixed_randomness(model)
+    summed = sum(model.loss.d_main(model.encoder, model.generator, *discriminators, real,
+                                   uniform, noise).values())
+    expected = torch.autograd.grad(summed, parameters)
+
+    def spend(loss):
+        loss.backward()
+        return loss.detach()
+    uniform, noise = fixed_randomness(model)
+    terms = model.loss.d_main(model.encoder, model.generator, *discriminators, real, uniform,
+                              noise, spend=spend)
+    assert not any(term.requires_grad for term in terms.values())
+    torch.testing.assert_close(sum(terms.values()), summed.detach())
+    for parameter, gradient in zip(parameters, expected, strict=True):
+        torch.testing.assert_close(parameter.grad, gradient, rtol=1e-5, atol=1e-7)
+    # R1: image penalty, then the patch penalty one image at a time
+    assert model.loss.chunk_images == 1
+    uniform, _ = fixed_randomness(model)
+    summed = model.loss.d_reg(*discriminators, real, uniform, gain=16.0)["D_R1"]
+    expected = torch.autograd.grad(summed, parameters)
+    for parameter in parameters:
+        parameter.grad = None
+    uniform, _ = fixed_randomness(model)
+    spent = model.loss.d_reg(*discriminators, real, uniform, gain=16.0, spend=spend)["D_R1"]
+    torch.testing.assert_close(spent, summed.detach())
+    for parameter, gradient in zip(parameters, expected, strict=True):
+        torch.testing.assert_close(parameter.grad, gradient, rtol=1e-5, atol=1e-7)
+
+
 # --- training schedule ------------------------------------------------------------------------
 
 class Recorder(SwappingAutoencoder):

@@ -33,6 +33,8 @@ from lightning_modules.swapping_autoencoder.networks import (
 
 #: uniform(*shape) -> U(0, 1) tensor with one row per sample (GANModule.draw, kind="uniform")
 Uniform = Callable[..., torch.Tensor]
+#: loss -> its value, backpropagated at once (GANModule.backward_now)
+Spend = Callable[[torch.Tensor], torch.Tensor]
 
 
 def real_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -56,9 +58,10 @@ class LossWeights:
 
 class SwapAELoss(nn.Module):
     def __init__(self, weights: LossWeights, patch_size: int, patch_num_crops: int,
-                 patch_scale: tuple[float, float], patch_use_aggregation: bool) -> None:
+                 patch_scale: tuple[float, float], patch_use_aggregation: bool,
+                 chunk_images: int | None = None) -> None:
         super().__init__()
-        self.weights = weights
+        self.weights, self.chunk_images = weights, chunk_images
         self.patch_size, self.patch_num_crops = patch_size, patch_num_crops
         self.patch_scale, self.aggregate = patch_scale, patch_use_aggregation
 
@@ -85,46 +88,70 @@ class SwapAELoss(nn.Module):
 
     def d_main(self, encoder: Encoder, generator: Generator, image_d: nn.Module | None,
                patch_d: PatchDiscriminator | None, real: torch.Tensor, uniform: Uniform,
-               noise) -> dict[str, torch.Tensor]:
+               noise, spend: Spend | None = None) -> dict[str, torch.Tensor]:
+        """``spend`` (``GANModule.backward_now``) backpropagates each independent part at once
+        (the image D terms one by one, the patch terms per chunk of images), so only one
+        part's graph is alive at a time; the gradient sum is unchanged."""
         with torch.no_grad():
             reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
+        keep = spend or (lambda loss: loss)
         terms = {}
         if image_d is not None and self.weights.gan > 0:
-            terms["D_real"] = real_loss(image_d(real)) * self.weights.gan
-            terms["D_rec"] = fake_loss(image_d(reconstruction)) * 0.5 * self.weights.gan
-            terms["D_mix"] = fake_loss(image_d(swapped)) * 0.5 * self.weights.gan
+            terms["D_real"] = keep(real_loss(image_d(real)) * self.weights.gan)
+            terms["D_rec"] = keep(fake_loss(image_d(reconstruction)) * 0.5 * self.weights.gan)
+            terms["D_mix"] = keep(fake_loss(image_d(swapped)) * 0.5 * self.weights.gan)
         if patch_d is not None and self.weights.patch_gan > 0:
-            reference = patch_d.features(self.crops(real, uniform), self.aggregate)
-            target = patch_d.features(self.crops(real, uniform))
-            swap_crops = patch_d.features(self.crops(swapped, uniform))
-            terms["PatchD_real"] = real_loss(patch_d.score(reference, target)) * \
-                self.weights.patch_gan
-            terms["PatchD_mix"] = fake_loss(patch_d.score(reference, swap_crops)) * \
-                self.weights.patch_gan
+            reference_crops, target_crops = self.crops(real, uniform), self.crops(real, uniform)
+            swap_crops = self.crops(swapped, uniform)
+            pairs = reference_crops.shape[0] * reference_crops.shape[1]
+            weight = self.weights.patch_gan / pairs  # means over all (image, crop) pairs
+            real_term = mix_term = real.new_zeros(())
+            for rows in self.image_chunks(real.shape[0], spend):
+                reference = patch_d.features(reference_crops[rows], self.aggregate)
+                real_part = F.softplus(-patch_d.score(
+                    reference, patch_d.features(target_crops[rows]))).sum() * weight
+                mix_part = F.softplus(patch_d.score(
+                    reference, patch_d.features(swap_crops[rows]))).sum() * weight
+                if spend:  # one backward per chunk: the two parts share its reference
+                    spend(real_part + mix_part)
+                    real_part, mix_part = real_part.detach(), mix_part.detach()
+                real_term, mix_term = real_term + real_part, mix_term + mix_part
+            terms["PatchD_real"], terms["PatchD_mix"] = real_term, mix_term
         return terms
 
+    def image_chunks(self, batch: int, spend: Spend | None) -> list[slice]:
+        """Rows of the batch the patch terms run at once: ``chunk_images`` images when parts
+        are spent early (each image's patch terms involve only its own crops), else all."""
+        step = self.chunk_images if spend and self.chunk_images else batch
+        return [slice(start, start + step) for start in range(0, batch, step)]
+
     def d_reg(self, image_d: nn.Module | None, patch_d: PatchDiscriminator | None,
-              real: torch.Tensor, uniform: Uniform, gain: float) -> dict[str, torch.Tensor]:
-        per_image = real.new_zeros(real.shape[0])
-        keep_graph = real.new_zeros(())
+              real: torch.Tensor, uniform: Uniform, gain: float, spend: Spend | None = None
+              ) -> dict[str, torch.Tensor]:
+        """``spend``: backpropagate the image and the patch penalty one after the other."""
+        keep = spend or (lambda loss: loss)
+        penalty = real.new_zeros(())
         if image_d is not None and self.weights.r1 > 0:
             images = real.detach().requires_grad_(True)
             logits = image_d(images)
             (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
-            per_image = per_image + grad.pow(2).flatten(1).sum(1) * (self.weights.r1 * 0.5)
-            keep_graph = keep_graph + 0 * logits.sum()
+            per_image = grad.pow(2).flatten(1).sum(1) * (self.weights.r1 * 0.5)
+            penalty = penalty + keep(per_image.mean() * gain + 0 * logits.sum())
         if patch_d is not None and self.weights.patch_r1 > 0:
-            reference = self.crops(real, uniform).detach().requires_grad_(True)
-            query = self.crops(real, uniform).detach().requires_grad_(True)
-            logits = patch_d.score(patch_d.features(reference, self.aggregate),
-                                   patch_d.features(query))
-            grad_reference, grad_query = torch.autograd.grad(logits.sum(), [reference, query],
-                                                             create_graph=True)
-            penalty = grad_reference.pow(2).flatten(1).sum(1) + \
-                grad_query.pow(2).flatten(1).sum(1)
-            per_image = per_image + penalty * (0.5 * self.weights.patch_r1 * 0.5)
-            keep_graph = keep_graph + 0 * logits.sum()
-        return {"D_R1": per_image.mean() * gain + keep_graph}
+            reference_crops = self.crops(real, uniform).detach()
+            query_crops = self.crops(real, uniform).detach()
+            batch = real.shape[0]
+            for rows in self.image_chunks(batch, spend):
+                reference = reference_crops[rows].requires_grad_(True)
+                query = query_crops[rows].requires_grad_(True)
+                logits = patch_d.score(patch_d.features(reference, self.aggregate),
+                                       patch_d.features(query))
+                grad_reference, grad_query = torch.autograd.grad(
+                    logits.sum(), [reference, query], create_graph=True)
+                squared = grad_reference.pow(2).sum() + grad_query.pow(2).sum()
+                part = squared * (0.5 * self.weights.patch_r1 * 0.5 / batch)
+                penalty = penalty + keep(part * gain + 0 * logits.sum())
+        return {"D_R1": penalty}
 
     def g_main(self, encoder: Encoder, generator: Generator, image_d: nn.Module | None,
                patch_d: PatchDiscriminator | None, real: torch.Tensor, uniform: Uniform,
