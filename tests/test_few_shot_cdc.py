@@ -184,3 +184,43 @@ def test_corrlab_stylegan2_checkpoint_as_source(tmp_path):
     steps = {float(state["step"]) for state in trainer.optimizers[0].state.values()}
     optimizers = module.configure_optimizers()
     assert {float(state["step"]) for state in optimizers[0].state.values()} == steps
+
+
+def test_shipped_demo_source_is_a_slim_corrlab_stylegan2_the_demo_uses(tmp_path):
+    import yaml
+
+    from datamodules import UnpairedDataModule
+    from experiments.few_shot_cdc.export_source import export_source
+    from lightning_modules.checkpoints import safe_load
+    from lightning_modules.stylegan2 import StyleGAN2
+    from tests.conftest import ROOT
+
+    asset = ROOT / "experiments" / "few_shot_cdc" / "assets" / "source_shapes32.ckpt"
+    demo = yaml.safe_load((ROOT / "experiments" / "few_shot_cdc" / "demo.yaml").read_text())
+    assert ROOT / demo["model"]["init_args"]["source_checkpoint"] == asset
+    source = yaml.safe_load((ROOT / "experiments" / "few_shot_cdc" /
+                             "source_shapes.yaml").read_text())
+    saved = safe_load(asset)  # loads without trust: tensors and plain values only
+    assert "optimizer_states" not in saved and "rng_states" not in saved["corrlab"]
+    assert saved["hyper_parameters"]["channels"] == {
+        str(k): v for k, v in source["model"]["init_args"]["channels"].items()}
+    assert saved["corrlab"]["images_seen"] >= 1000 * source["model"]["init_args"]["max_kimg"]
+    module = FewShotCDC(str(asset), num_anchors=10, patch_resolution=8)
+    images = module.sample_source(4, seed=0)
+    assert images.shape == (4, 3, 32, 32) and torch.isfinite(images).all()
+    # exporting a full training checkpoint keeps the weights and drops the rest
+    L.seed_everything(0)
+    full = StyleGAN2(size=16, style_dim=16, n_mlp=1, channels={4: 8, 8: 8, 16: 8},
+                     mbstd_group_size=0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False,
+                        limit_val_batches=0)
+    trainer.fit(full, UnpairedDataModule(batch_size=4, crop_size=16, synthetic_images=8,
+                                         num_workers=0))
+    trainer.save_checkpoint(tmp_path / "full.ckpt")
+    slim = export_source(tmp_path / "full.ckpt", tmp_path / "slim.ckpt")
+    assert set(slim) <= {"state_dict", "hyper_parameters", "corrlab", "epoch", "global_step",
+                         "pytorch-lightning_version"}
+    assert torch.equal(FewShotCDC(str(tmp_path / "slim.ckpt"), num_anchors=2,
+                                  patch_resolution=8).sample_source(2, seed=1),
+                       full.sample(2, seed=1))
