@@ -189,10 +189,10 @@ def test_discriminator_terms_and_r1_weights():
     torch.testing.assert_close(patch_r1, expected.mean())
 
 
-def test_discriminator_steps_spending_parts_early_give_the_summed_loss_gradient():
-    """D_main and D_reg backpropagate their parts one by one (GANModule.backward_now; the patch
-    terms per image) to keep one graph alive at a time: the accumulated gradient equals that of
-    the summed loss over the whole batch."""
+def test_steps_spending_parts_early_give_the_summed_loss_gradient():
+    """D_main, D_reg and G_main backpropagate their parts one by one (GANModule.backward_now;
+    the patch terms per image) to keep one graph alive at a time: the accumulated gradient
+    equals that of the summed loss over the whole batch."""
     torch.manual_seed(0)
     model = SwappingAutoencoder(**TINY, lambda_GAN=2.0, lambda_PatchGAN=3.0, seed=0)
     real = torch.rand(4, 3, 32, 32) * 2 - 1
@@ -224,6 +224,21 @@ def test_discriminator_steps_spending_parts_early_give_the_summed_loss_gradient(
     spent = model.loss.d_reg(*discriminators, real, uniform, gain=16.0, spend=spend)["D_R1"]
     torch.testing.assert_close(spent, summed.detach())
     for parameter, gradient in zip(parameters, expected, strict=True):
+        torch.testing.assert_close(parameter.grad, gradient, rtol=1e-5, atol=1e-7)
+    # G_main: every term through leaf copies of the reconstruction and the swap, then one
+    # backward through the encoder and generator
+    networks = [p for net in (model.encoder, model.generator) for p in net.parameters()]
+    uniform, noise = fixed_randomness(model)
+    summed_terms, _ = model.loss.g_main(model.encoder, model.generator, *discriminators, real,
+                                        uniform, noise)
+    expected = torch.autograd.grad(sum(summed_terms.values()), networks)
+    uniform, noise = fixed_randomness(model)
+    spent_terms, _ = model.loss.g_main(model.encoder, model.generator, *discriminators, real,
+                                       uniform, noise, spend=spend)
+    assert set(spent_terms) == set(summed_terms) == {"G_L1", "G_GAN_rec", "G_GAN_mix", "G_mix"}
+    for name, value in spent_terms.items():
+        torch.testing.assert_close(value, summed_terms[name].detach())
+    for parameter, gradient in zip(networks, expected, strict=True):
         torch.testing.assert_close(parameter.grad, gradient, rtol=1e-5, atol=1e-7)
 
 

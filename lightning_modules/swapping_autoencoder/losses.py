@@ -155,20 +155,47 @@ class SwapAELoss(nn.Module):
 
     def g_main(self, encoder: Encoder, generator: Generator, image_d: nn.Module | None,
                patch_d: PatchDiscriminator | None, real: torch.Tensor, uniform: Uniform,
-               noise) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(loss terms, metrics); metrics hold the reconstruction L1 distance."""
+               noise, spend: Spend | None = None
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(loss terms, metrics); metrics hold the reconstruction L1 distance. ``spend``: the
+        terms read leaf copies of the reconstruction and the swap and are backpropagated one
+        by one (the patch term per image) up to those leaves; the accumulated gradient then
+        goes through the encoder and generator once."""
         reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
-        l1 = (reconstruction - real[: reconstruction.shape[0]]).abs().mean()
+        keep = spend or (lambda loss: loss)
+        if spend:
+            rec_input = reconstruction.detach().requires_grad_(True)
+            swap_input = swapped.detach().requires_grad_(True)
+        else:
+            rec_input, swap_input = reconstruction, swapped
+        l1 = (rec_input - real[: rec_input.shape[0]]).abs().mean()
         terms = {}
         if self.weights.l1 > 0:
-            terms["G_L1"] = l1 * self.weights.l1
+            terms["G_L1"] = keep(l1 * self.weights.l1)
         if image_d is not None and self.weights.gan > 0:
-            terms["G_GAN_rec"] = real_loss(image_d(reconstruction)) * 0.5 * self.weights.gan
-            terms["G_GAN_mix"] = real_loss(image_d(swapped)) * self.weights.gan
+            terms["G_GAN_rec"] = keep(real_loss(image_d(rec_input)) * 0.5 * self.weights.gan)
+            terms["G_GAN_mix"] = keep(real_loss(image_d(swap_input)) * self.weights.gan)
         if patch_d is not None and self.weights.patch_gan > 0:
             with torch.no_grad():
                 reference = patch_d.features(self.crops(real, uniform), self.aggregate)
-            swap_features = patch_d.features(self.crops(swapped, uniform))
-            terms["G_mix"] = real_loss(patch_d.score(reference, swap_features)) * \
-                self.weights.patch_gan
+            swap_crops = self.crops(swap_input, uniform)
+            # chunks read a leaf copy of the crops, whose gradient then goes through the crop
+            # sampling once
+            crops_input = swap_crops.detach().requires_grad_(True) if spend else swap_crops
+            crops_per_image = swap_crops.shape[1]
+            weight = self.weights.patch_gan / (swap_crops.shape[0] * crops_per_image)
+            patch_term = real.new_zeros(())
+            for rows in self.image_chunks(real.shape[0], spend):
+                pair_rows = slice(rows.start * crops_per_image, rows.stop * crops_per_image)
+                logits = patch_d.score(reference[pair_rows], patch_d.features(crops_input[rows]))
+                patch_term = patch_term + keep(F.softplus(-logits).sum() * weight)
+            if spend and crops_input.grad is not None:
+                swap_crops.backward(crops_input.grad)
+            terms["G_mix"] = patch_term
+        if spend:
+            pairs = [(output, leaf.grad) for output, leaf in
+                     ((reconstruction, rec_input), (swapped, swap_input)) if leaf.grad is not None]
+            if pairs:
+                torch.autograd.backward([output for output, _ in pairs],
+                                        [gradient for _, gradient in pairs])
         return terms, {"L1_dist": l1.detach()}

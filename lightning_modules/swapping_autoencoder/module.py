@@ -181,7 +181,7 @@ class SwappingAutoencoder(GANModule):
             return self.loss.d_reg(image_d, patch_d, real, self.uniform, gain,
                                    spend=self.backward_now)
         terms, metrics = self.loss.g_main(self.encoder, self.generator, image_d, patch_d, real,
-                                          self.uniform, self.noise)
+                                          self.uniform, self.noise, spend=self.backward_now)
         for name, value in metrics.items():
             self.log(f"G_main/{name}", value)
         return terms
