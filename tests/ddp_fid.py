@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import lightning as L
 
@@ -27,6 +28,7 @@ def main(prefix: str, devices: int) -> None:
               progress=False)
     trainer = L.Trainer(accelerator="cpu", devices=devices,
                         strategy="ddp" if devices > 1 else "auto", logger=False,
+                        default_root_dir=str(Path(prefix).parent),  # metrics.json goes there
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[fid])
     trainer.validate(module, data)
