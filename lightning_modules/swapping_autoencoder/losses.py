@@ -158,16 +158,20 @@ class SwapAELoss(nn.Module):
                noise, spend: Spend | None = None
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(loss terms, metrics); metrics hold the reconstruction L1 distance. ``spend``: the
-        terms read leaf copies of the reconstruction and the swap and are backpropagated one
-        by one (the patch term per image) up to those leaves; the accumulated gradient then
-        goes through the encoder and generator once."""
+        terms read leaf copies of the reconstruction, the swap and the swap crops and are
+        backpropagated one by one (the patch term per image) up to those copies; their
+        accumulated gradient then goes through the generator and encoder once."""
         reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
         keep = spend or (lambda loss: loss)
-        if spend:
-            rec_input = reconstruction.detach().requires_grad_(True)
-            swap_input = swapped.detach().requires_grad_(True)
-        else:
-            rec_input, swap_input = reconstruction, swapped
+        leaves: list[tuple[torch.Tensor, torch.Tensor]] = []  # (graph output, copy terms read)
+
+        def leaf(output: torch.Tensor) -> torch.Tensor:
+            if not spend:
+                return output
+            leaves.append((output, output.detach().requires_grad_(True)))
+            return leaves[-1][1]
+
+        rec_input, swap_input = leaf(reconstruction), leaf(swapped)
         l1 = (rec_input - real[: rec_input.shape[0]]).abs().mean()
         terms = {}
         if self.weights.l1 > 0:
@@ -178,24 +182,17 @@ class SwapAELoss(nn.Module):
         if patch_d is not None and self.weights.patch_gan > 0:
             with torch.no_grad():
                 reference = patch_d.features(self.crops(real, uniform), self.aggregate)
-            swap_crops = self.crops(swap_input, uniform)
-            # chunks read a leaf copy of the crops, whose gradient then goes through the crop
-            # sampling once
-            crops_input = swap_crops.detach().requires_grad_(True) if spend else swap_crops
+            swap_crops = leaf(self.crops(swapped, uniform))
             crops_per_image = swap_crops.shape[1]
             weight = self.weights.patch_gan / (swap_crops.shape[0] * crops_per_image)
             patch_term = real.new_zeros(())
             for rows in self.image_chunks(real.shape[0], spend):
                 pair_rows = slice(rows.start * crops_per_image, rows.stop * crops_per_image)
-                logits = patch_d.score(reference[pair_rows], patch_d.features(crops_input[rows]))
+                logits = patch_d.score(reference[pair_rows], patch_d.features(swap_crops[rows]))
                 patch_term = patch_term + keep(F.softplus(-logits).sum() * weight)
-            if spend and crops_input.grad is not None:
-                swap_crops.backward(crops_input.grad)
             terms["G_mix"] = patch_term
-        if spend:
-            pairs = [(output, leaf.grad) for output, leaf in
-                     ((reconstruction, rec_input), (swapped, swap_input)) if leaf.grad is not None]
-            if pairs:
-                torch.autograd.backward([output for output, _ in pairs],
-                                        [gradient for _, gradient in pairs])
+        spent = [(output, copy.grad) for output, copy in leaves if copy.grad is not None]
+        if spent:  # the terms' summed gradient, once through crops, generator and encoder
+            torch.autograd.backward([output for output, _ in spent],
+                                    [gradient for _, gradient in spent])
         return terms, {"L1_dist": l1.detach()}
