@@ -110,6 +110,7 @@ class GANModule(L.LightningModule):
         self.draw_seed = seed
         self.images_seen = 0
         self.iteration = 0
+        self._phase_backward: Callable[[torch.Tensor], None] | None = None  # set in step_phase
         self._draws_this_iteration = 0
 
     # -- what subclasses provide ---------------------------------------------------------------
@@ -268,10 +269,9 @@ class GANModule(L.LightningModule):
         detached value (the phase's other terms add their gradients to it; the step uses the
         sum). Lowers peak memory when a loss has independent parts. Outside a phase (a direct
         ``phase_loss`` call) the loss is returned unchanged."""
-        backward = getattr(self, "_phase_backward", None)
-        if backward is None:
+        if self._phase_backward is None:
             return loss
-        backward(loss)
+        self._phase_backward(loss)
         return loss.detach()
 
     def check_finite(self, phase: Phase, what: str, value: torch.Tensor) -> None:

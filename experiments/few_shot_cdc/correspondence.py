@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from datamodules.few_shot import TEST_SET_SEED_OFFSET
 from datamodules.synthetic import HELD_OUT_FAMILY, SyntheticSource
 
 
@@ -62,9 +63,10 @@ def structure_similarity(images_a: torch.Tensor, images_b: torch.Tensor) -> torc
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
 
 
-def target_images(count: int, size: int, seed: int = 1000, texture_scale: float = 1.0
-                  ) -> torch.Tensor:
-    """Held-out target-family images (never the k training shots: another dataset seed)."""
+def target_images(count: int, size: int, seed: int = TEST_SET_SEED_OFFSET,
+                  texture_scale: float = 1.0) -> torch.Tensor:
+    """Held-out target-family images (never the k training shots: another dataset seed; the
+    default is the images ``FewShotDataModule(test_set="synthetic")`` holds)."""
     source = SyntheticSource(count, size, seed, (HELD_OUT_FAMILY,), texture_scale)
     return torch.stack([torch.from_numpy(source.load(i)).permute(2, 0, 1)
                         for i in range(count)])
