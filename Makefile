@@ -46,7 +46,7 @@ cdc-demo: venv
 	$(TUNED_MALLOC) $(PY) -m experiments.few_shot_cdc.correspondence \
 		runs/cdc_demo/cdc/checkpoints/last.ckpt runs/cdc_demo/finetune/checkpoints/last.ckpt
 
-# Retrain the demo's source StyleGAN2 (about 35 minutes on 2 cores) and refresh the shipped copy.
+# Retrain the demo's source StyleGAN2 (about 30 minutes on 2 cores) and refresh the shipped copy.
 cdc-source: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/few_shot_cdc/source_shapes.yaml \
 		--experiment cdc_source --version demo
