@@ -61,6 +61,7 @@ bench: venv
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/lightning_overhead.py \
 		--markdown runs/bench/lightning_overhead.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
+		--variants channels_last contiguous compiled \
 		--markdown runs/bench/swapae_iteration.md
 	$(PY) experiments/benchmarks/swapae_iteration.py --resolutions 64 \
 		--markdown runs/bench/swapae_iteration_default_allocator.md

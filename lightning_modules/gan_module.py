@@ -15,9 +15,10 @@ with batch N*B draws, and a resumed run draws what an uninterrupted one would ha
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +55,14 @@ class Phase:
     """One optimisation phase: its loss trains ``network`` every ``interval`` iterations.
 
     Regularization phases (``interval > 1``) are lazy: their loss is multiplied by the
-    interval (the subclass receives it as ``gain``)."""
+    interval (the subclass receives it as ``gain``). ``higher_order`` phases take gradients of
+    gradients (R1, path length): they run in fp32 outside any autocast (mixed precision) and
+    eagerly when the networks are compiled (compiled graphs have no double backward)."""
 
     name: str
     network: str
     interval: int = 1
+    higher_order: bool = False
 
 
 @dataclass
@@ -96,15 +100,24 @@ class GANModule(L.LightningModule):
         ema_half_life_kimg: half-life of the EMA copies in kimg; None disables EMA.
         ema_rampup: NVlabs EMA ramp-up (half-life at most ``images_seen * rampup``).
         seed: seed of :meth:`draw` (None: the ``seed_everything`` seed).
+        channels_last: train with 4-D parameters (and so activations) in channels-last memory
+            order; the same numbers up to float rounding, faster where the convolutions are
+            (``experiments/benchmarks/swapae_iteration.py``).
+        compile_networks: ``torch.compile`` the trained networks when training starts
+            (``higher_order`` phases stay eager); the same numbers up to float rounding.
+    Mixed precision is the Trainer's ``precision`` (e.g. ``bf16-mixed`` on GPUs): every phase
+    but the ``higher_order`` ones (R1, path length) then runs under autocast.
     """
 
     #: network attribute -> EMA attribute; subclasses fill this before calling ``setup_ema``.
     ema_pairs: dict[str, str] = {}
 
     def __init__(self, max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
-                 ema_rampup: float | None = None, seed: int | None = None) -> None:
+                 ema_rampup: float | None = None, seed: int | None = None,
+                 channels_last: bool = False, compile_networks: bool = False) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self.channels_last, self.compile_networks = channels_last, compile_networks
         self.max_kimg, self.ema_half_life_kimg, self.ema_rampup = max_kimg, ema_half_life_kimg, \
             ema_rampup
         self.draw_seed = seed
@@ -196,6 +209,21 @@ class GANModule(L.LightningModule):
                              "training: Lightning's DDP wrapper cannot reduce alternating G/D "
                              "backward passes.")
 
+    def on_fit_start(self) -> None:
+        self.prepare_for_training()
+
+    def prepare_for_training(self) -> None:
+        """Apply ``channels_last`` and ``compile_networks`` (Lightning calls this when fitting
+        starts; a bare loop calls it after ``configure_optimizers``). Parameters keep their
+        identity, so optimizers stay valid."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_networks:
+            for modules in self._network_modules.values():
+                for module in modules:
+                    if getattr(module, "_compiled_call_impl", None) is None:
+                        module.compile()
+
     def optimizer_for(self, network: str):
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
@@ -247,7 +275,8 @@ class GANModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self._phase_backward = backward
         try:
-            terms = self.phase_loss(phase, batch, gain=float(phase.interval))
+            with self.phase_context(phase):
+                terms = self.phase_loss(phase, batch, gain=float(phase.interval))
         finally:
             self._phase_backward = None
         loss = sum(terms.values())
@@ -263,6 +292,16 @@ class GANModule(L.LightningModule):
             self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
         optimizer.step()
         return terms
+
+    @contextlib.contextmanager
+    def phase_context(self, phase: Phase) -> Iterator[None]:
+        """``higher_order`` phases: fp32 (autocast off) and eager (``torch.compile`` off)."""
+        if not phase.higher_order:
+            yield
+            return
+        with torch.autocast(self.device.type, enabled=False), \
+                torch.compiler.set_stance("force_eager"):
+            yield
 
     def backward_now(self, loss: torch.Tensor) -> torch.Tensor:
         """Inside a phase: backpropagate ``loss`` at once, freeing its graph, and return its

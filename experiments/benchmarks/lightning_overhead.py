@@ -70,6 +70,7 @@ def bare_loop(config: str, iterations: int, warmup: int) -> float:
     module, data = build(config)
     data.setup("fit")
     optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
+    module.prepare_for_training()  # what on_fit_start does under the Trainer
     module.train()
     run_phase = lambda phase, batch: module.step_phase(  # noqa: E731
         phase, batch, optimizers[phase.network])

@@ -93,8 +93,10 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                  max_kimg: float | None = 20.0, ema_half_life_kimg: float | None = 1.25,
                  ema_rampup: float | None = None, seed: int | None = None,
                  trust_checkpoint: bool = False, augment: bool = False, augment_p: float = 0.0,
-                 ada_target: float | None = 0.6, ada_speed_kimg: float = 20.0) -> None:
-        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed)
+                 ada_target: float | None = 0.6, ada_speed_kimg: float = 20.0,
+                 channels_last: bool = False, compile_networks: bool = False) -> None:
+        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed, channels_last,
+                         compile_networks)
         self.save_hyperparameters()
         source = load_source(source_checkpoint, trust_checkpoint)
         self.source_generator = source.generator_ema.eval().requires_grad_(False)

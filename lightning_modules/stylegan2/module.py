@@ -37,10 +37,10 @@ class StyleGAN2Sampling:
     def phases(self) -> list[Phase]:
         phases = [Phase("D_main", "discriminator")]
         if self.loss.r1_gamma > 0:
-            phases.append(Phase("D_reg", "discriminator", self.d_reg_every))
+            phases.append(Phase("D_reg", "discriminator", self.d_reg_every, higher_order=True))
         phases.append(Phase("G_main", "generator"))
         if self.loss.pl_weight > 0:
-            phases.append(Phase("G_reg", "generator", self.g_reg_every))
+            phases.append(Phase("G_reg", "generator", self.g_reg_every, higher_order=True))
         return phases
 
     @property
@@ -73,8 +73,10 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
                  d_reg_every: int = 16, pl_weight: float = 2.0, g_reg_every: int = 4,
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
                  max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
-                 ema_rampup: float | None = None, seed: int | None = None) -> None:
-        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed)
+                 ema_rampup: float | None = None, seed: int | None = None,
+                 channels_last: bool = False, compile_networks: bool = False) -> None:
+        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed, channels_last,
+                         compile_networks)
         self.save_hyperparameters()
         self.generator = Generator(size, style_dim, n_mlp, channel_multiplier, channels)
         self.discriminator = Discriminator(size, channel_multiplier, channels, mbstd_group_size)

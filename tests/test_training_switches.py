@@ -1,0 +1,120 @@
+"""GANModule's speed switches train the same numbers as a plain run, up to float rounding:
+``channels_last``, ``compile_networks`` (higher-order phases stay eager), and mixed precision
+through the Trainer's ``precision`` (higher-order phases stay in fp32)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from lightning_modules.gan_module import GANModule, Phase
+from lightning_modules.stylegan2 import StyleGAN2
+from lightning_modules.swapping_autoencoder import SwappingAutoencoder
+from tests.test_gan_module import TINY as TINY_STYLEGAN2
+from tests.test_gan_module import tiny_data, trainer
+from tests.test_swapping_autoencoder import TINY as TINY_SWAPAE
+
+
+def phase_gradients(module: GANModule, batch: dict) -> dict[str, list[torch.Tensor]]:
+    """Every phase once on ``batch``; the gradient each leaves on its network's parameters
+    (a zero learning rate keeps the parameters, so each phase sees the same networks)."""
+    module.configure_optimizers()
+    module.prepare_for_training()
+    gradients = {}
+    for phase in module.phases():
+        parameters = module.network_parameters(phase.network)
+        module.step_phase(phase, batch, torch.optim.SGD(parameters, lr=0.0))
+        gradients[phase.name] = [p.grad.clone() for p in parameters if p.grad is not None]
+    return gradients
+
+
+def assert_same_gradients(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        assert len(actual[name]) == len(expected[name]) > 0, name
+        for got, want in zip(actual[name], expected[name], strict=True):
+            scale = want.abs().max().item()
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * scale + 1e-9,
+                                       msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_channels_last_gives_the_same_gradients_and_checkpoints(tmp_path: Path):
+    batch = {"image": torch.rand(4, 3, 32, 32) * 2 - 1}
+    results = {}
+    for layout in (False, True):
+        torch.manual_seed(0)
+        module = SwappingAutoencoder(**TINY_SWAPAE, R1_once_every=1, seed=0,
+                                     channels_last=layout)
+        results[layout] = phase_gradients(module, batch)
+    assert_same_gradients(results[True], results[False])
+    # through the Trainer it is applied when fitting starts; checkpoints load anywhere
+    L.seed_everything(0)
+    module = SwappingAutoencoder(**TINY_SWAPAE, max_kimg=0.008)
+    assert module.channels_last  # the Swapping Autoencoder's default
+    fit = trainer(tmp_path)
+    fit.fit(module, tiny_data(crop_size=32))
+    weight = max((p for p in module.encoder.parameters() if p.dim() == 4), key=torch.numel)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    fit.save_checkpoint(tmp_path / "cl.ckpt")
+    restored = SwappingAutoencoder.load_from_checkpoint(tmp_path / "cl.ckpt",
+                                                        channels_last=False).eval()
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(restored.swap(images, images.flip(0)),
+                               module.eval().swap(images, images.flip(0)), rtol=1e-4, atol=1e-5)
+
+
+class DtypeRecorder(StyleGAN2):
+    """Records the floating dtypes every submodule outputs, per phase."""
+
+    def run_phase(self, phase: Phase, batch) -> None:
+        self.current = phase.name
+        super().run_phase(phase, batch)
+
+
+def test_mixed_precision_runs_main_phases_in_bf16_and_regularizers_in_fp32(tmp_path: Path):
+    L.seed_everything(0)
+    module = DtypeRecorder(**TINY_STYLEGAN2, d_reg_every=1, g_reg_every=1, max_kimg=0.008)
+    module.dtypes = {}
+
+    def hook(_, __, output):
+        outputs = output if isinstance(output, tuple | list) else (output,)
+        for tensor in outputs:
+            if torch.is_tensor(tensor) and tensor.is_floating_point():
+                module.dtypes.setdefault(module.current, set()).add(tensor.dtype)
+    for network in (module.generator, module.discriminator):
+        for submodule in network.modules():
+            submodule.register_forward_hook(hook)
+    trainer(tmp_path, precision="bf16-mixed").fit(module, tiny_data())
+    assert module.iteration == 2
+    for name in ("D_main", "G_main"):
+        assert torch.bfloat16 in module.dtypes[name], name
+    for name in ("D_reg", "G_reg"):  # R1 and path length: gradients of gradients, in fp32
+        assert module.dtypes[name] == {torch.float32}, name
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_compiled_networks_give_the_same_gradients_and_keep_regularizers_eager():
+    torch._dynamo.reset()
+    batch = {"image": torch.rand(4, 3, 16, 16) * 2 - 1}
+    results = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        module = StyleGAN2(**TINY_STYLEGAN2, d_reg_every=1, g_reg_every=1, seed=0,
+                           compile_networks=compiled)
+        results[compiled] = phase_gradients(module, batch)
+    assert module.generator._compiled_call_impl is not None
+    assert module.discriminator._compiled_call_impl is not None
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    assert_same_gradients(results[True], results[False])
+
+
+@pytest.mark.parametrize("phase", [Phase("D_main", "discriminator"),
+                                   Phase("D_reg", "discriminator", 16, higher_order=True)])
+def test_phase_context_turns_autocast_off_only_for_higher_order_phases(phase: Phase):
+    module = StyleGAN2(**TINY_STYLEGAN2)
+    with torch.autocast("cpu", dtype=torch.bfloat16), module.phase_context(phase):
+        dtype = torch.nn.functional.linear(torch.ones(2, 3), torch.ones(4, 3)).dtype
+    assert dtype == (torch.float32 if phase.higher_order else torch.bfloat16)
