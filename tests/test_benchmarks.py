@@ -1,0 +1,34 @@
+"""The benchmarks' FLOP count: the same as ``FlopCounterMode`` where that runs, and it also
+counts the gradient-of-gradient work of R1 (inside ``autograd.grad``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from experiments.benchmarks.swapae_iteration import counted
+
+
+def test_flop_count_matches_flop_counter_mode_and_follows_autograd_grad():
+    torch.manual_seed(0)
+    images = torch.randn(2, 8, 16, 16, requires_grad=True)
+    weight = torch.randn(16, 8, 3, 3, requires_grad=True)
+    head = torch.randn(10, 16 * 16 * 16, requires_grad=True)
+
+    def critic(x):
+        return F.linear(F.leaky_relu(F.conv2d(x, weight, padding=1), 0.2).flatten(1), head)
+
+    def step():
+        critic(images).sum().backward()
+
+    def r1_step():
+        (gradient,) = torch.autograd.grad(critic(images).sum(), images, create_graph=True)
+        gradient.square().sum().backward()
+
+    with FlopCounterMode(display=False) as reference:
+        step()
+    assert counted(step) == reference.get_total_flops() > 0
+    # forward conv 2*N*HW*Cout*Cin*9; R1 adds the conv's grad-input and its own backward
+    conv_forward = 2 * 2 * 16 * 16 * 16 * 8 * 9
+    assert counted(r1_step) > counted(step) + conv_forward
