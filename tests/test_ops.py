@@ -162,3 +162,25 @@ def test_fused_bias_leaky_relu_gradchecks_and_saves_one_tensor():
     assert saved_activation_elements(_separate_ops) == 2 * 2 * 3 * 16 * 16
     with pytest.raises(ValueError, match="gain"):
         bias_leaky_relu(torch.zeros(1, 1, 1, 1), gain=-1.0)
+
+
+@pytest.mark.parametrize("rows", [3, 40])  # fewer / more rows than input features (16)
+@pytest.mark.parametrize("activation", [False, True])
+def test_equal_linear_scales_output_or_weight_to_the_same_result(rows: int, activation: bool):
+    torch.manual_seed(0)
+    layer = EqualLinear(16, 8, bias_init=0.3, lr_mul=0.5, activation=activation)
+    x = torch.randn(rows, 16, requires_grad=True)
+    reference_x = x.detach().clone().requires_grad_()
+    weight, bias = layer.weight.detach().clone(), layer.bias.detach().clone()
+    weight.requires_grad_(), bias.requires_grad_()
+    expected = F.linear(reference_x, weight * layer.scale, bias * 0.5)
+    if activation:
+        expected = F.leaky_relu(expected, 0.2) * math.sqrt(2)
+    output = layer(x)
+    torch.testing.assert_close(output, expected)
+    upstream = torch.randn_like(output)
+    output.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(x.grad, reference_x.grad)
+    torch.testing.assert_close(layer.weight.grad, weight.grad)
+    torch.testing.assert_close(layer.bias.grad, bias.grad)

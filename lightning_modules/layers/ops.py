@@ -210,9 +210,18 @@ class EqualLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias * self.lr_mul
+        in_features = self.weight.shape[1]
+        if x.numel() < in_features * in_features:
+            # fewer rows than input features: scaling the output, (x W^T) s, costs less than
+            # scaling the weight, x (W s)^T, forward and backward; equal up to float rounding
+            y = F.linear(x, self.weight) * self.scale
+            if self.activation:
+                return bias_leaky_relu(y, bias)
+            return y if bias is None else y + bias
+        weight = self.weight * self.scale
         if self.activation:
-            return bias_leaky_relu(F.linear(x, self.weight * self.scale), bias)
-        return F.linear(x, self.weight * self.scale, bias)
+            return bias_leaky_relu(F.linear(x, weight), bias)
+        return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:
         out_features, in_features = self.weight.shape
