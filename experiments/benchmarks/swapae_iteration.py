@@ -127,7 +127,7 @@ def table(results: list[dict]) -> list[str]:
             f"{s['G']:.2f} | {s['D+R1']:.2f} | "
             f"{r['iteration']:.2f} | {2 * r['batch'] / r['iteration']:.2f} | "
             f"{r['peak_rss_gib']:.2f} | {r['iteration_flops'] / 1e12:.2f} | {rate:.0f} | "
-            f"{r['conv_peak_gflops']:.0f} | {rate / r['conv_peak_gflops']:.0%} |")
+            f"{r['conv_peak_gflops']:.0f} | {rate / r['conv_peak_gflops']:.1%} |")
     return lines
 
 
