@@ -44,18 +44,23 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         x = x.reshape(batch, channels, height, 1, width, 1)
         x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(batch, channels, height * up, width * up)
-    x = F.pad(x, (max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)))
-    if min(x0, x1, y0, y1) < 0:
-        x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
+    if x0 == x1 >= 0 and y0 == y1 >= 0:  # the convolution pads (no padded copy of x)
+        conv_pad_y, conv_pad_x = y0, x0
+    else:
+        conv_pad_y = conv_pad_x = 0
+        x = F.pad(x, (max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)))
+        if min(x0, x1, y0, y1) < 0:
+            x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0),
+                  max(-x0, 0): x.shape[3] - max(-x1, 0)]
     kernel = kernel.to(x.dtype)
     if kernel.dim() == 1:
         taps = kernel.flip(0)
         horizontal = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
         vertical = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-        x = F.conv2d(x, horizontal, stride=(1, down), groups=channels)
-        return F.conv2d(x, vertical, stride=(down, 1), groups=channels)
+        x = F.conv2d(x, horizontal, stride=(1, down), padding=(0, conv_pad_x), groups=channels)
+        return F.conv2d(x, vertical, stride=(down, 1), padding=(conv_pad_y, 0), groups=channels)
     weight = kernel.flip(0, 1)[None, None].expand(channels, 1, -1, -1)
-    return F.conv2d(x, weight, stride=down, groups=channels)
+    return F.conv2d(x, weight, stride=down, padding=(conv_pad_y, conv_pad_x), groups=channels)
 
 
 def make_kernel(taps: Sequence[float], separable: bool = False) -> torch.Tensor:
@@ -128,10 +133,10 @@ class _ScaledLeakyGrad(torch.autograd.Function):
     @staticmethod
     def forward(grad: torch.Tensor, out: torch.Tensor, slope: float, gain: float,
                 gain_first: bool) -> torch.Tensor:
+        # aten's leaky_relu_backward is ``where(out > 0, g, g * slope)`` in one pass
         if gain_first:
-            scaled = grad * gain
-            return torch.where(out > 0, scaled, scaled * slope)
-        return torch.where(out > 0, grad, grad * slope) * gain
+            return torch.ops.aten.leaky_relu_backward(grad * gain, out, slope, True)
+        return torch.ops.aten.leaky_relu_backward(grad, out, slope, True).mul_(gain)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
