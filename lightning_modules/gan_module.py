@@ -87,9 +87,12 @@ def lazy_regularization_ratio(interval: int) -> float:
 
 
 def make_adam(spec: OptimizerSpec) -> torch.optim.Adam:
+    """Adam with the lazy-regularization correction; PyTorch's fused kernel (one pass over each
+    parameter's state instead of a handful of element-wise ops; CPU and GPU alike)."""
     ratio = lazy_regularization_ratio(spec.reg_interval)
     betas = (float(spec.betas[0]) ** ratio, float(spec.betas[1]) ** ratio)
-    return torch.optim.Adam(spec.parameters(), lr=spec.lr * ratio, betas=betas, eps=spec.eps)
+    return torch.optim.Adam(spec.parameters(), lr=spec.lr * ratio, betas=betas, eps=spec.eps,
+                            fused=True)
 
 
 class GANModule(L.LightningModule):

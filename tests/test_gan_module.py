@@ -69,6 +69,24 @@ def test_lazy_regularization_corrects_adam_lr_and_betas():
     assert [p.name for p in no_reg.phases()] == ["D_main", "G_main"]
 
 
+def test_adam_is_the_fused_kernel_with_the_textbook_update():
+    module = tiny_module(lr=0.002, d_reg_every=16, g_reg_every=4)
+    _, d_opt = module.configure_optimizers()
+    assert d_opt.param_groups[0]["fused"]
+    parameters = d_opt.param_groups[0]["params"]
+    reference = torch.optim.Adam([p.detach().clone().requires_grad_() for p in parameters],
+                                 **{k: d_opt.param_groups[0][k] for k in ("lr", "betas", "eps")},
+                                 foreach=False)
+    torch.manual_seed(0)
+    for _ in range(3):  # the same gradients into both
+        for ours, theirs in zip(parameters, reference.param_groups[0]["params"], strict=True):
+            ours.grad = torch.randn_like(ours)
+            theirs.grad = ours.grad.clone()
+        d_opt.step(), reference.step()
+    for ours, theirs in zip(parameters, reference.param_groups[0]["params"], strict=True):
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_tiny_stylegan2_trains_and_checkpoints_everything(tmp_path: Path):
     L.seed_everything(0)
     module = tiny_module(max_kimg=0.3, ema_half_life_kimg=0.05)
