@@ -47,6 +47,25 @@ def test_parameter_counts_match_the_official_church_configuration():
     assert count(image_discriminator(64, 1.0)) == 26_484_225
 
 
+def test_patch_features_of_several_crop_sets_at_once_equal_separate_passes():
+    torch.manual_seed(0)
+    patch_d = PatchDiscriminator(16, 0.25, 8, (16, 16, 8))
+    crop_sets = [torch.randn(2, 3, 3, 16, 16, requires_grad=True) for _ in range(3)]
+    aggregate = [True, False, False]
+    together = patch_d.features_together(crop_sets, aggregate)
+    separate = [patch_d.features(crops, mean)
+                for crops, mean in zip(crop_sets, aggregate, strict=True)]
+    for ours, expected in zip(together, separate, strict=True):
+        torch.testing.assert_close(ours, expected)
+    # the aggregated reference: each image's crops share one feature
+    assert torch.equal(together[0][0], together[0][2]) and not torch.equal(together[1][0],
+                                                                          together[1][2])
+    gradients = torch.autograd.grad(sum(f.square().sum() for f in together), crop_sets)
+    expected = torch.autograd.grad(sum(f.square().sum() for f in separate), crop_sets)
+    for ours, reference in zip(gradients, expected, strict=True):
+        torch.testing.assert_close(ours, reference)
+
+
 # --- official fixture -------------------------------------------------------------------------
 
 def official_fixture():

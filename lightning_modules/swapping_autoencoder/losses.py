@@ -107,11 +107,14 @@ class SwapAELoss(nn.Module):
             weight = self.weights.patch_gan / pairs  # means over all (image, crop) pairs
             real_term = mix_term = real.new_zeros(())
             for rows in self.image_chunks(real.shape[0], spend):
-                reference = patch_d.features(reference_crops[rows], self.aggregate)
-                real_part = F.softplus(-patch_d.score(
-                    reference, patch_d.features(target_crops[rows]))).sum() * weight
-                mix_part = F.softplus(patch_d.score(
-                    reference, patch_d.features(swap_crops[rows]))).sum() * weight
+                # the three crop sets through the encoder, and both pairs through the MLP, at once
+                reference, target, swap = patch_d.features_together(
+                    [reference_crops[rows], target_crops[rows], swap_crops[rows]],
+                    [self.aggregate, False, False])
+                real_logits, mix_logits = patch_d.score(
+                    torch.cat([reference, reference]), torch.cat([target, swap])).chunk(2)
+                real_part = F.softplus(-real_logits).sum() * weight
+                mix_part = F.softplus(mix_logits).sum() * weight
                 if spend:  # one backward per chunk: the two parts share its reference
                     spend(real_part + mix_part)
                     real_part, mix_part = real_part.detach(), mix_part.detach()
@@ -144,8 +147,8 @@ class SwapAELoss(nn.Module):
             for rows in self.image_chunks(batch, spend):
                 reference = reference_crops[rows].requires_grad_(True)
                 query = query_crops[rows].requires_grad_(True)
-                logits = patch_d.score(patch_d.features(reference, self.aggregate),
-                                       patch_d.features(query))
+                logits = patch_d.score(*patch_d.features_together([reference, query],
+                                                                   [self.aggregate, False]))
                 grad_reference, grad_query = torch.autograd.grad(
                     logits.sum(), [reference, query], create_graph=True)
                 squared = grad_reference.pow(2).sum() + grad_query.pow(2).sum()

@@ -260,13 +260,24 @@ class PatchDiscriminator(nn.Module):
     def features(self, crops: torch.Tensor, aggregate: bool = False) -> torch.Tensor:
         """Features of crops ``B x T x 3 x P x P`` -> ``(B T) x C x 2 x 2``; ``aggregate``
         replaces each image's T features by their mean (the reference of Sec. 3.2)."""
-        batch, num_crops = crops.shape[:2]
-        features = self.final_conv(self.blocks(self.from_rgb(crops.flatten(0, 1))))
-        if aggregate:
-            features = features.reshape(batch, num_crops, *features.shape[1:])
-            features = features.mean(dim=1, keepdim=True).expand(-1, num_crops, -1, -1, -1)
-            features = features.flatten(0, 1)
-        return features
+        return self.features_together([crops], [aggregate])[0]
+
+    def features_together(self, crop_sets: Sequence[torch.Tensor], aggregate: Sequence[bool]
+                          ) -> list[torch.Tensor]:
+        """:meth:`features` of several crop sets in one pass of the encoder (one larger batch;
+        equal up to float rounding)."""
+        flat = torch.cat([crops.flatten(0, 1) for crops in crop_sets])
+        outputs = self.final_conv(self.blocks(self.from_rgb(flat))).split(
+            [crops.shape[0] * crops.shape[1] for crops in crop_sets])
+        results = []
+        for features, crops, mean in zip(outputs, crop_sets, aggregate, strict=True):
+            if mean:
+                batch, num_crops = crops.shape[:2]
+                features = features.reshape(batch, num_crops, *features.shape[1:])
+                features = features.mean(dim=1, keepdim=True).expand(-1, num_crops, -1, -1, -1)
+                features = features.flatten(0, 1)
+            results.append(features)
+        return results
 
     def score(self, reference: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """Logit that ``query`` features co-occur with ``reference`` features, ``N x 1``."""
