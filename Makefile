@@ -11,6 +11,9 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TUNED_MALLOC ?= MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \
 	MALLOC_TOP_PAD_=1073741824
 PYTEST_ARGS ?=
+# A checkout of taesungp/swapping-autoencoder-pytorch (with its own requirements installed): when
+# set, `make bench` times the official code side by side with corrlab's Swapping Autoencoder.
+OFFICIAL_SWAPAE ?=
 
 .PHONY: venv test demo cdc-demo cdc-source bench lint clean
 
@@ -61,9 +64,10 @@ bench: venv
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/lightning_overhead.py \
 		--markdown runs/bench/lightning_overhead.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
-		--variants channels_last contiguous compiled \
+		--variants channels_last contiguous compiled $(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration.md
 	$(PY) experiments/benchmarks/swapae_iteration.py --resolutions 64 \
+		$(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration_default_allocator.md
 
 lint: venv

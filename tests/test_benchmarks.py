@@ -3,6 +3,7 @@ counts the gradient-of-gradient work of R1 (inside ``autograd.grad``)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -32,3 +33,24 @@ def test_flop_count_matches_flop_counter_mode_and_follows_autograd_grad():
     # forward conv 2*N*HW*Cout*Cin*9; R1 adds the conv's grad-input and its own backward
     conv_forward = 2 * 2 * 16 * 16 * 16 * 8 * 9
     assert counted(r1_step) > counted(step) + conv_forward
+
+
+def test_official_contender_gets_the_corrlab_modules_options():
+
+    from experiments.benchmarks.official_swapae import official_options
+    from experiments.benchmarks.swapae_iteration import church_model
+    from lightning_modules.swapping_autoencoder.official import OPTION_NAMES
+
+    with torch.device("meta"):
+        hparams = dict(church_model(64).hparams)
+    opt = vars(official_options(hparams))
+    assert {theirs: opt[theirs] for theirs in OPTION_NAMES} == {
+        theirs: hparams[ours] for theirs, ours in OPTION_NAMES.items()}
+    assert (opt["crop_size"], opt["netE_num_downsampling_gl"], opt["patch_use_aggregation"]) \
+        == (64, 1, False)
+    assert opt["num_gpus"] == 0 and opt["continue_train"] is False
+    # widths the official code hard-codes cannot be matched: refused, not silently different
+    with pytest.raises(ValueError, match="hard-codes"):
+        official_options({**hparams, "netD_max_channels": 32})
+    with pytest.raises(ValueError, match="hard-codes"):
+        official_options({**hparams, "patch_pair_widths": (64, 64, 32)})
