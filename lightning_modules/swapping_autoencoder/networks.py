@@ -266,7 +266,8 @@ class PatchDiscriminator(nn.Module):
                           ) -> list[torch.Tensor]:
         """:meth:`features` of several crop sets in one pass of the encoder (one larger batch;
         equal up to float rounding)."""
-        flat = torch.cat([crops.flatten(0, 1) for crops in crop_sets])
+        flat = [crops.flatten(0, 1) for crops in crop_sets]
+        flat = flat[0] if len(flat) == 1 else torch.cat(flat)  # one set: no copy
         outputs = self.final_conv(self.blocks(self.from_rgb(flat))).split(
             [crops.shape[0] * crops.shape[1] for crops in crop_sets])
         results = []
