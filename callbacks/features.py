@@ -20,15 +20,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from callbacks.inception import (
+from lightning_modules.checkpoint_io import atomic_torch_save
+from lightning_modules.distributed import rank_and_world
+from lightning_modules.pretrained.inception import (
     FEATURE_LAYER,
     RESIZE_METHOD,
     InceptionWeights,
-    corrlab_cache_dir,
     load_inception,
 )
-from lightning_modules.checkpoint_io import atomic_torch_save
-from lightning_modules.distributed import rank_and_world
+from lightning_modules.pretrained.weights import corrlab_cache_dir
 
 
 def fold_batchnorm(network: nn.Module) -> nn.Module:

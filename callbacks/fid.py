@@ -1,8 +1,10 @@
 """FID and KID callbacks.
 
-Generated images come from the module's ``generate_for_metrics(batch)`` (DESIGN.md), real
-images from the datamodule's ``reference_set()``; both go through torch-fidelity's Inception
-(:mod:`callbacks.inception`) and torch-fidelity's FID/KID functions (:func:`fid_kid`).
+Generated images come from the module's ``generate_for_metrics(batch)``
+(:class:`lightning_modules.contracts.GeneratesForMetrics`), real images from the datamodule's
+``reference_set()``; both go through torch-fidelity's Inception
+(:mod:`lightning_modules.pretrained.inception`) and torch-fidelity's FID/KID functions
+(:func:`fid_kid`).
 
 Reproducible and independent of the GPU count: generation batch j is built from validation
 items ``j*B ... j*B+B-1`` (cycled), runs with the torch RNG seeded by ``(seed, j)``, and goes to
@@ -28,9 +30,9 @@ from callbacks.features import (
     real_statistics,
 )
 from callbacks.image_logging import images_to_uint8
-from callbacks.inception import find_inception_weights
 from callbacks.metric_logging import log_provenance
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.pretrained.inception import find_inception_weights
 
 
 class FID(L.Callback):

@@ -1,9 +1,5 @@
-"""LPIPS (Zhang et al., CVPR 2018) and the metrics built on it.
-
-The network and its calibrated linear layers are torchmetrics' (the linear weights ship inside
-torchmetrics). The ImageNet backbone cannot be downloaded here, so it is looked up as
-``weights_path``, then the ``TORCH_HOME`` hub cache under torchvision's file name; absent both,
-:class:`~callbacks.inception.WeightsError` says where to put it.
+"""Metrics built on LPIPS (Zhang et al., CVPR 2018; the network is
+:class:`lightning_modules.pretrained.LPIPS`, real weights offline).
 
 - :func:`intra_cluster_lpips`: the diversity metric of few-shot CDC (Ojha et al., CVPR 2021,
   Sec. 4.2): each generated image joins the cluster of its nearest training image (LPIPS);
@@ -17,84 +13,13 @@ torchmetrics). The ImageNet backbone cannot be downloaded here, so it is looked 
 from __future__ import annotations
 
 from itertools import combinations
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import lightning as L
 import torch
-from torch import nn
 
-from callbacks.inception import WeightsError, hub_checkpoint_path
 from callbacks.metric_logging import log_provenance
-
-BACKBONES = {"alex": ("alexnet", "AlexNet_Weights"), "vgg": ("vgg16", "VGG16_Weights"),
-             "squeeze": ("squeezenet1_1", "SqueezeNet1_1_Weights")}
-
-
-def backbone_file_name(net: str) -> str:
-    """The file torchvision downloads the ImageNet weights of ``net`` to."""
-    import torchvision
-
-    if net not in BACKBONES:
-        raise ValueError(f"LPIPS net '{net}' is not one of {sorted(BACKBONES)}")
-    weights = getattr(torchvision.models, BACKBONES[net][1]).DEFAULT
-    return Path(urlparse(weights.url).path).name
-
-
-def find_lpips_backbone(net: str = "alex", weights_path: str | Path | None = None) -> Path:
-    file_name = backbone_file_name(net)
-    candidates = [Path(weights_path).expanduser()] if weights_path else []
-    candidates.append(hub_checkpoint_path(file_name))
-    for path in candidates:
-        if path.is_file():
-            return path
-    tried = "".join(f"  - {path} (missing)\n" for path in candidates)
-    raise WeightsError(
-        f"LPIPS ({net}) needs torchvision's ImageNet {BACKBONES[net][0]} weights and none were "
-        f"found. Tried:\n{tried}Provide them either way:\n"
-        f"  1. pass weights_path=/path/to/{file_name};\n"
-        f"  2. copy {file_name} to {hub_checkpoint_path(file_name).parent}/ (set TORCH_HOME "
-        "to move that folder).")
-
-
-class LPIPS(nn.Module):
-    """``lpips(a, b)``: one distance per image pair, images NCHW in [-1, 1]."""
-
-    def __init__(self, net: str = "alex", weights_path: str | Path | None = None) -> None:
-        super().__init__()
-        from torchmetrics.functional.image.lpips import _LPIPS
-
-        self.backbone_file = find_lpips_backbone(net, weights_path)
-        self.net_name = net
-        self.model = _LPIPS(pretrained=True, net=net, pnet_rand=True)  # linear layers only
-        self._load_backbone(self.backbone_file)
-        self.requires_grad_(False).eval()
-
-    def _load_backbone(self, path: Path) -> None:
-        """torchvision ``features.<i>.*`` -> torchmetrics ``net.slice<k>.<i>.*``."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise WeightsError(f"{path}: cannot read LPIPS backbone weights "
-                               f"({type(error).__name__}).") from error
-        target = self.model.net.state_dict()
-        mapped = {}
-        for name in target:
-            _, index, kind = name.rsplit(".", 2)
-            source_name = f"features.{index}.{kind}"
-            if source_name not in state:
-                raise WeightsError(f"{path}: no tensor '{source_name}'; not torchvision's "
-                                   f"{BACKBONES[self.net_name][0]} weights.")
-            mapped[name] = state[source_name]
-        self.model.net.load_state_dict(mapped)
-
-    def train(self, mode: bool = True) -> LPIPS:
-        return super().train(False)  # always in evaluation mode (dropout off)
-
-    @torch.no_grad()
-    def forward(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
-        return self.model(images_a.float(), images_b.float(), normalize=False).flatten()
+from lightning_modules.pretrained.lpips import LPIPS
 
 
 def lpips_matrix(lpips: LPIPS, images_a: torch.Tensor, images_b: torch.Tensor,
@@ -177,8 +102,7 @@ class ReconstructionLPIPS(L.Callback):
         value = float(total[0] / total[1])
         pl_module.log("metrics/reconstruction_lpips", value, rank_zero_only=True)
         log_provenance(trainer, "metrics/reconstruction_lpips",
-                       {"value": value, "num_images": int(total[1]), "net": self.net,
-                        "backbone_file": str(self.lpips.backbone_file)})
+                       {"value": value, "num_images": int(total[1]), **self.lpips.provenance})
 
 
 class IntraClusterLPIPS(L.Callback):
@@ -216,4 +140,4 @@ class IntraClusterLPIPS(L.Callback):
         log_provenance(trainer, "metrics/intra_cluster_lpips",
                        {"value": value, "num_images": self.num_images,
                         "num_clusters": training.shape[0], "max_members": self.max_members,
-                        "net": self.net, "backbone_file": str(self.lpips.backbone_file)})
+                        **self.lpips.provenance})

@@ -47,7 +47,9 @@ class GroundTruthSwapError(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.lpips_net is not None and self.lpips is None:
-            from callbacks.lpips import LPIPS  # fails here, before training, without weights
+            from lightning_modules.pretrained import (
+                LPIPS,  # fails here, before training, without weights
+            )
 
             self.lpips = LPIPS(self.lpips_net, self.lpips_weights_path)
 

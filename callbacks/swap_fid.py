@@ -19,10 +19,10 @@ from torch.utils.data import Subset
 
 from callbacks.features import RealStatistics, real_statistics
 from callbacks.fid import FID
-from callbacks.inception import corrlab_cache_dir
 from callbacks.metric_logging import write_json_atomic
 from datamodules.reference import ReferenceSet
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.pretrained.weights import corrlab_cache_dir
 
 
 def make_swap_pairs(num_images: int, num_pairs: int, seed: int = 0) -> list[list[int]]:

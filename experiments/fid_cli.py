@@ -16,10 +16,10 @@ import tempfile
 import torch
 
 from callbacks.features import InceptionFeatures, extract_distributed, fid_kid, real_statistics
-from callbacks.inception import WeightsError, find_inception_weights
 from datamodules.decode import DataError
 from datamodules.reference import ReferenceSet
 from datamodules.sources import open_source
+from lightning_modules.pretrained.inception import WeightsError, find_inception_weights
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

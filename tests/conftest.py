@@ -45,17 +45,17 @@ def random_torch_home(tmp_path_factory) -> Path:
     import torch
     import torchvision
 
-    from callbacks.inception import hub_checkpoint_path, random_inception_weights
-    from callbacks.lpips import backbone_file_name
+    from lightning_modules.pretrained.inception import TORCH_FIDELITY_FILE, random_inception_weights
+    from lightning_modules.pretrained.weights import hub_checkpoint_path
 
     home = tmp_path_factory.mktemp("torch_home")
     previous = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(home)
     try:
-        random_inception_weights(hub_checkpoint_path(), seed=0)
+        random_inception_weights(hub_checkpoint_path(TORCH_FIDELITY_FILE), seed=0)
         torch.manual_seed(0)
         torch.save(torchvision.models.alexnet(weights=None).state_dict(),
-                   hub_checkpoint_path(backbone_file_name("alex")))
+                   hub_checkpoint_path("alexnet-owt-7be5be79.pth"))
     finally:
         if previous is None:
             os.environ.pop("TORCH_HOME")

