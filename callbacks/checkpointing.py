@@ -23,6 +23,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class KimgCheckpoint(ModelCheckpoint):
         super().__init__(dirpath=dirpath, save_last=True, save_top_k=0,
                          save_on_train_epoch_end=False)
         if every_kimg <= 0:
-            raise ValueError(f"KimgCheckpoint: every_kimg must be > 0, got {every_kimg}")
+            raise ConfigError(f"KimgCheckpoint: every_kimg must be > 0, got {every_kimg}")
         self.every_kimg, self.snapshot_kimg = every_kimg, snapshot_kimg
         self.handle_signals, self.requeue = handle_signals, requeue
         self.received_signal: int | None = None

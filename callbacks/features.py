@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from datamodules.decode import DataError
 from lightning_modules.checkpoint_io import atomic_torch_save
 from lightning_modules.distributed import rank_and_world
 from lightning_modules.pretrained.inception import (
@@ -205,7 +206,7 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, kid: bool = True,
         kid_features_to_metric,
     )
     if min(real.shape[0], fake.shape[0]) < 2:
-        raise ValueError(f"FID needs at least 2 images per set, got {real.shape[0]} real and "
+        raise DataError(f"FID needs at least 2 images per set, got {real.shape[0]} real and "
                          f"{fake.shape[0]} generated.")
     real64, fake64 = real.double(), fake.double()
     values = {"fid": float(fid_statistics_to_metric(fid_features_to_statistics(real64),

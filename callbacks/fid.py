@@ -31,7 +31,9 @@ from callbacks.features import (
 )
 from callbacks.image_logging import images_to_uint8
 from callbacks.metric_logging import log_provenance
+from callbacks.schedule import KimgSchedule, kimg_of
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.inception import find_inception_weights
 
 
@@ -62,7 +64,7 @@ class FID(L.Callback):
                  progress: bool = True, name: str = "fid", at_train_start: bool = False,
                  at_train_end: bool = False, verbose: bool = True) -> None:
         if num_images < 2 or batch_size < 1:
-            raise ValueError(f"FID: num_images must be >= 2 and batch_size >= 1, got "
+            raise ConfigError(f"FID: num_images must be >= 2 and batch_size >= 1, got "
                              f"{num_images} and {batch_size}")
         self.num_images, self.num_real, self.batch_size = num_images, num_real, batch_size
         self.every_kimg, self.kid = every_kimg, kid
@@ -74,7 +76,7 @@ class FID(L.Callback):
         self.weights = None
         self._extractor: InceptionFeatures | None = None
         self._real: RealStatistics | None = None
-        self._next_kimg = every_kimg
+        self.schedule = KimgSchedule(every_kimg, at_train_start, at_train_end)
         self.last: dict | None = None
 
     # -- set-up: fail before training, not after it ---------------------------------------------
@@ -109,7 +111,7 @@ class FID(L.Callback):
         """Batch ``index``: validation items ``index*B ... index*B+B-1``, cycled."""
         items = getattr(trainer.datamodule, "val_set", None)
         if items is None or len(items) == 0:
-            raise ValueError(f"{type(self).__name__}: the datamodule has no validation items to "
+            raise ConfigError(f"{type(self).__name__}: the datamodule has no validation items to "
                              "build generation batches from.")
         start = index * self.batch_size
         return default_collate([items[(start + t) % len(items)] for t in range(self.batch_size)])
@@ -195,9 +197,5 @@ class FID(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.every_kimg is None:
-            return
-        kimg = getattr(pl_module, "images_seen", 0) / 1000.0
-        if kimg >= self._next_kimg:
-            self._next_kimg = kimg + self.every_kimg
+        if self.schedule.due(kimg_of(pl_module)):
             self._evaluate_and_log(trainer, pl_module)

@@ -18,7 +18,10 @@ from typing import Any
 import lightning as L
 import torch
 
+from callbacks.fixed_samples import first_items
 from callbacks.metric_logging import log_provenance
+from callbacks.schedule import KimgSchedule, kimg_of
+from datamodules.keys import IMAGE
 from lightning_modules.pretrained.lpips import LPIPS
 
 
@@ -61,11 +64,15 @@ def intra_cluster_lpips(generated: torch.Tensor, training: torch.Tensor, lpips: 
 
 class ReconstructionLPIPS(L.Callback):
     """``metrics/reconstruction_lpips``: mean LPIPS between validation images and
-    ``decode(*encode(images))`` (Swapping Autoencoder, Sec. 4.1), each validation epoch."""
+    ``decode(*encode(images))`` (Swapping Autoencoder, Sec. 4.1), each validation epoch (the
+    first ``max_images`` images of the epoch, all ranks), and during training on the first
+    ``max_images`` validation images at the start / end of training and every ``every_kimg``."""
 
     def __init__(self, net: str = "alex", weights_path: str | None = None,
-                 max_images: int = 256) -> None:
+                 max_images: int = 256, every_kimg: float | None = None,
+                 at_train_start: bool = False, at_train_end: bool = False) -> None:
         self.net, self.weights_path, self.max_images = net, weights_path, max_images
+        self.schedule = KimgSchedule(every_kimg, at_train_start, at_train_end)
         self.lpips: LPIPS | None = None
         self._values: list[torch.Tensor] = []
         self._count = 0
@@ -77,6 +84,41 @@ class ReconstructionLPIPS(L.Callback):
                                 f"{method}()")
         self.lpips = LPIPS(self.net, self.weights_path)
 
+    @torch.no_grad()
+    def distances(self, pl_module: L.LightningModule, images: torch.Tensor) -> torch.Tensor:
+        was_training = pl_module.training
+        pl_module.eval()
+        reconstructions = pl_module.decode(*pl_module.encode(images)).clamp(-1, 1)
+        pl_module.train(was_training)
+        return self.lpips.to(images.device)(images, reconstructions).cpu()
+
+    def log_fixed(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """During training: the first ``max_images`` validation images, on rank 0."""
+        if not trainer.is_global_zero:
+            return
+        images = first_items(trainer, self.max_images, "ReconstructionLPIPS")[IMAGE]
+        value = float(self.distances(pl_module, images.to(pl_module.device)).mean())
+        for logger in trainer.loggers:
+            logger.log_metrics({"metrics/reconstruction_lpips": value,
+                                "progress/kimg": kimg_of(pl_module)}, step=trainer.global_step)
+        log_provenance(trainer, "metrics/reconstruction_lpips",
+                       {"value": value, "num_images": len(images), "kimg": kimg_of(pl_module),
+                        "images": "first validation images", **self.lpips.provenance})
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.schedule.restart(kimg_of(pl_module))
+        if self.schedule.at_train_start:
+            self.log_fixed(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.schedule.due(kimg_of(pl_module)):
+            self.log_fixed(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.schedule.at_train_end:
+            self.log_fixed(trainer, pl_module)
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._values, self._count = [], 0
 
@@ -86,9 +128,8 @@ class ReconstructionLPIPS(L.Callback):
                                 dataloader_idx: int = 0) -> None:
         if self._count >= self.max_images:
             return
-        images = batch["image"][:self.max_images - self._count]
-        reconstructions = pl_module.decode(*pl_module.encode(images)).clamp(-1, 1)
-        self._values.append(self.lpips.to(images.device)(images, reconstructions).cpu())
+        images = batch[IMAGE][:self.max_images - self._count]
+        self._values.append(self.distances(pl_module, images))
         self._count += images.shape[0]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -102,7 +143,8 @@ class ReconstructionLPIPS(L.Callback):
         value = float(total[0] / total[1])
         pl_module.log("metrics/reconstruction_lpips", value, rank_zero_only=True)
         log_provenance(trainer, "metrics/reconstruction_lpips",
-                       {"value": value, "num_images": int(total[1]), **self.lpips.provenance})
+                       {"value": value, "num_images": int(total[1]), "kimg": kimg_of(pl_module),
+                        **self.lpips.provenance})
 
 
 class IntraClusterLPIPS(L.Callback):

@@ -10,6 +10,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from callbacks.metric_logging import log_provenance
+from callbacks.schedule import KimgSchedule, kimg_of
 from datamodules.synthetic import TRAIN_FAMILIES, image_seeds, render
 from datamodules.transforms import to_image_tensor
 
@@ -42,7 +44,7 @@ class GroundTruthSwapError(L.Callback):
         self.lpips = None
         self.history: list[tuple[float, float]] = []
         self.lpips_history: list[tuple[float, float]] = []
-        self.next_kimg = 0.0
+        self.schedule = KimgSchedule(every_kimg)
         self._pairs = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -66,7 +68,7 @@ class GroundTruthSwapError(L.Callback):
         return swaps.clamp(-1, 1), truths
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        kimg = getattr(pl_module, "images_seen", 0) / 1000.0
+        kimg = kimg_of(pl_module)
         swaps, truths = self.swaps(pl_module)
         value = float((swaps - truths).abs().mean())
         metrics = {"swap/l1_to_true_swap": value, "progress/kimg": kimg}
@@ -75,20 +77,25 @@ class GroundTruthSwapError(L.Callback):
             perceptual = float(self.lpips.to(swaps.device)(swaps, truths).mean())
             self.lpips_history.append((kimg, perceptual))
             metrics["swap/lpips_to_true_swap"] = perceptual
-        self.next_kimg = kimg + self.every_kimg
+            log_provenance(trainer, "swap/lpips_to_true_swap",
+                           {"value": perceptual, "kimg": kimg, "num_pairs": self.num_pairs,
+                            **self.lpips.provenance})
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.schedule.restart(kimg_of(pl_module))
         self.record(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if getattr(pl_module, "images_seen", 0) / 1000.0 >= self.next_kimg:
+        if self.schedule.due(kimg_of(pl_module)):
             self.record(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.record(trainer, pl_module)
-        first, last = self.history[0], self.history[-1]
-        print(f"ground-truth swap L1: {first[1]:.4f} at {first[0]:.1f} kimg -> "
-              f"{last[1]:.4f} at {last[0]:.1f} kimg")
+        for label, history in (("L1", self.history), ("LPIPS", self.lpips_history)):
+            if history:
+                first, last = history[0], history[-1]
+                print(f"ground-truth swap {label}: {first[1]:.4f} at {first[0]:.1f} kimg -> "
+                      f"{last[1]:.4f} at {last[0]:.1f} kimg")

@@ -22,13 +22,14 @@ from callbacks.fid import FID
 from callbacks.metric_logging import write_json_atomic
 from datamodules.reference import ReferenceSet
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.weights import corrlab_cache_dir
 
 
 def make_swap_pairs(num_images: int, num_pairs: int, seed: int = 0) -> list[list[int]]:
     """``num_pairs`` (structure, texture) positions, texture != structure, seeded."""
     if num_images < 2:
-        raise ValueError("swap pairs need at least 2 reference images")
+        raise ConfigError("swap pairs need at least 2 reference images")
     rng = np.random.default_rng(seed)
     structures = rng.integers(num_images, size=num_pairs)
     offsets = rng.integers(1, num_images, size=num_pairs)  # never 0: texture != structure
@@ -40,7 +41,7 @@ def load_or_make_pairs(path: Path, reference: ReferenceSet, content_hash: str, n
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("reference_content_sha256") != content_hash:
-            raise ValueError(f"{path}: these swap pairs index other images (content hash "
+            raise ConfigError(f"{path}: these swap pairs index other images (content hash "
                              f"{stored.get('reference_content_sha256', '?')[:12]}, reference "
                              f"set {content_hash[:12]}). Delete the file or point pairs_file "
                              "elsewhere.")

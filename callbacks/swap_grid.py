@@ -17,7 +17,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
+from callbacks.fixed_samples import first_items
 from callbacks.image_logging import log_image, save_png, to_hwc_uint8
+from callbacks.schedule import KimgSchedule, kimg_of
+from datamodules.keys import IMAGE
+from lightning_modules.errors import ConfigError
 
 
 def swap_grid(structure_images: torch.Tensor, texture_images: torch.Tensor,
@@ -62,30 +66,23 @@ class SwapGrid(L.Callback):
         self.every_kimg, self.num_images = every_kimg, num_images
         self.noise_seed, self.key = noise_seed, key
         self.references: torch.Tensor | None = None
-        self.next_kimg = 0.0
+        self.schedule = KimgSchedule(every_kimg)
         self.saved: list[Path] = []
 
     def reference_images(self, trainer: L.Trainer) -> torch.Tensor:
-        datamodule = trainer.datamodule
-        dataset = getattr(datamodule, "val_set", None) or datamodule.train_set
-        count = min(2 * self.num_images, len(dataset))
-        images = torch.stack([dataset[i]["image"] for i in range(count)])
-        if count < 2:
-            raise ValueError("SwapGrid needs at least 2 reference images")
+        images = first_items(trainer, 2 * self.num_images, "SwapGrid")[IMAGE]
+        if len(images) < 2:
+            raise ConfigError("SwapGrid needs at least 2 reference images")
         return images
-
-    @staticmethod
-    def kimg(pl_module: L.LightningModule) -> float:
-        return getattr(pl_module, "images_seen", 0) / 1000.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.references = self.reference_images(trainer)
-        self.next_kimg = self.kimg(pl_module)
+        self.schedule.restart(kimg_of(pl_module))
         self.log_grid(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.kimg(pl_module) >= self.next_kimg:
+        if self.schedule.due(kimg_of(pl_module)):
             self.log_grid(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -93,7 +90,6 @@ class SwapGrid(L.Callback):
 
     @torch.no_grad()
     def log_grid(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.next_kimg = self.kimg(pl_module) + self.every_kimg
         if self.references is None or not trainer.is_global_zero:
             return
         images = self.references.to(pl_module.device)

@@ -20,6 +20,7 @@ from datamodules.reference import ReferenceSet
 from datamodules.sources import VALIDATION_MODES, ImageSource, open_source, validate_source
 from datamodules.synthetic import TRAIN_FAMILIES, SyntheticSource
 from datamodules.transforms import build_transform
+from lightning_modules.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,9 @@ class ImageDataModule(L.LightningDataModule):
                  shuffle: bool = True) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if check_images not in VALIDATION_MODES:
-            raise ValueError(f"check_images: '{check_images}' is not one of {VALIDATION_MODES}")
+            raise ConfigError(f"check_images: '{check_images}' is not one of {VALIDATION_MODES}")
         self.batch_size, self.crop_size, self.load_size = batch_size, crop_size, load_size
         self.flip, self.num_workers = flip, num_workers
         self.skip_bad_images, self.check_images = skip_bad_images, check_images

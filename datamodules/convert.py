@@ -17,6 +17,7 @@ from pathlib import Path
 
 from datamodules.decode import DataError
 from datamodules.sources import LMDB_INDEX_KEY, ImageSource, open_source, validate_source
+from lightning_modules.errors import report_errors
 
 
 def summarize(source: ImageSource, indices: list[int]) -> dict:
@@ -112,18 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     info_cmd = commands.add_parser("info", help="summarise a folder, zip or LMDB source")
     info_cmd.add_argument("source")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> None:
         if args.command == "convert":
             summary = convert(args.source, args.destination, args.format, args.skip_bad,
                               args.validation)
         else:
             source = open_source(args.source)
             summary = summarize(source, validate_source(source, 0, "header", True).good)
-    except DataError as error:
-        print(f"corrlab data: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+        print(json.dumps(summary, indent=2))
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

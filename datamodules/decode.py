@@ -17,10 +17,12 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from lightning_modules.errors import CorrlabError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class DataError(ValueError):
+class DataError(CorrlabError, ValueError):
     """Bad input data, with a message that names the file and says what to do."""
 
 

@@ -12,6 +12,7 @@ from datamodules.decode import DataError
 from datamodules.reference import ReferenceSet
 from datamodules.synthetic import HELD_OUT_FAMILY
 from datamodules.unpaired import ImageDataset
+from lightning_modules.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class FewShotDataModule(ImageDataModule):
                  test_set: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise ConfigError(f"k must be >= 1, got {k}")
         self.source, self.k, self.epoch_length = source, k, epoch_length
         self.test_set = test_set
         self.shots: ImageDataset | None = None

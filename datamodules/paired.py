@@ -12,6 +12,7 @@ from datamodules.decode import DataError
 from datamodules.reference import ReferenceSet
 from datamodules.sources import ImageSource
 from datamodules.synthetic import SyntheticSource, labels_to_rgb
+from lightning_modules.errors import ConfigError
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -91,7 +92,7 @@ class PairedDataModule(ImageDataModule):
                  direction: str = "AtoB", **kwargs) -> None:
         super().__init__(**kwargs)
         if direction not in DIRECTIONS:
-            raise ValueError(f"direction: '{direction}' is not one of {DIRECTIONS}")
+            raise ConfigError(f"direction: '{direction}' is not one of {DIRECTIONS}")
         self.source, self.target_source, self.direction = source, target_source, direction
 
     def reference_set(self) -> ReferenceSet:
@@ -101,7 +102,7 @@ class PairedDataModule(ImageDataModule):
         a_to_b = self.direction == "AtoB"
         if isinstance(data.inputs, SyntheticSource):
             if not a_to_b:
-                raise ValueError("reference_set: synthetic paired data with direction BtoA "
+                raise ConfigError("reference_set: synthetic paired data with direction BtoA "
                                  "targets label maps; image metrics do not apply.")
             return ReferenceSet(data.inputs, [i for i, _ in data.pairs], self.crop_size,
                                 self.load_size)

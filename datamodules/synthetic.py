@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from datamodules.sources import ImageSource
+from lightning_modules.errors import ConfigError
 
 SHAPE_KINDS = ("disc", "rectangle", "triangle", "diamond")
 TRAIN_FAMILIES = ("stripes", "checkers", "dots", "noise")
@@ -80,7 +81,7 @@ def sample_texture(seed: int, families: tuple[str, ...] = TRAIN_FAMILIES) -> Tex
     """Appearance drawn from ``seed``: palette and one pattern family out of ``families``."""
     unknown = set(families) - set(FAMILIES)
     if unknown or not families:
-        raise ValueError(f"texture families {sorted(unknown) or '[]'} unknown; "
+        raise ConfigError(f"texture families {sorted(unknown) or '[]'} unknown; "
                          f"choose from {FAMILIES}")
     rng = np.random.default_rng(seed)
     family = families[int(rng.integers(len(families)))]
@@ -208,10 +209,10 @@ class SyntheticSource(ImageSource):
     def __init__(self, num_images: int, size: int, seed: int = 0,
                  families: tuple[str, ...] = TRAIN_FAMILIES, texture_scale: float = 1.0) -> None:
         if num_images < 1 or size < 8:
-            raise ValueError(f"synthetic source needs num_images >= 1 and size >= 8, "
+            raise ConfigError(f"synthetic source needs num_images >= 1 and size >= 8, "
                              f"got {num_images} and {size}")
         if texture_scale <= 0:
-            raise ValueError(f"synthetic texture_scale must be > 0, got {texture_scale}")
+            raise ConfigError(f"synthetic texture_scale must be > 0, got {texture_scale}")
         self.num_images, self.image_side, self.seed = num_images, size, seed
         self.families, self.texture_scale = tuple(families), texture_scale
         sample_texture(0, self.families)  # validates the family names now

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
+from lightning_modules.errors import ConfigError
+
 
 def build_transform(crop_size: int, load_size: int | None = None, train: bool = True,
                     flip: bool = True, additional_targets: dict[str, str] | None = None,
@@ -21,9 +23,9 @@ def build_transform(crop_size: int, load_size: int | None = None, train: bool = 
     """The corrlab image pipeline; see the module docstring. ``normalize=False`` stops after
     the geometry and returns HWC uint8 (the input of metric feature extractors)."""
     if crop_size < 1:
-        raise ValueError(f"crop_size must be positive, got {crop_size}")
+        raise ConfigError(f"crop_size must be positive, got {crop_size}")
     if load_size is not None and load_size < crop_size:
-        raise ValueError(f"load_size ({load_size}) must be >= crop_size ({crop_size})")
+        raise ConfigError(f"load_size ({load_size}) must be >= crop_size ({crop_size})")
     steps: list = []
     if load_size is not None:
         steps.append(ShortSideResize(load_size))

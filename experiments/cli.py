@@ -1,11 +1,13 @@
 """The ``corrlab`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with
-corrlab's run layout and default loggers, plus ``corrlab data`` (dataset conversion)."""
+corrlab's run layout and default loggers, plus corrlab's own commands (:data:`COMMANDS`:
+``data``, ``fid``, ``lpips``). ``corrlab --help`` lists them all."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
 import inspect
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ import lightning_modules.distributed  # noqa: F401  (registers `strategy: corrla
 from datamodules import FewShotDataModule, PairedDataModule, UnpairedDataModule  # noqa: F401
 from experiments.loggers import LOGGER_NAMES, default_loggers
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from lightning_modules.errors import report_errors
 
 
 def init_options(cls: type) -> list[str]:
@@ -118,18 +121,51 @@ class CorrlabCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
+#: corrlab's own commands beside LightningCLI's: name -> (module with main(argv), summary)
+COMMANDS = {
+    "data": ("datamodules.convert", "convert image sets to zip / LMDB, or summarise one"),
+    "fid": ("experiments.fid_cli", "FID (and KID) between two image sets, with provenance"),
+    "lpips": ("experiments.lpips_cli", "LPIPS between two image sets paired by file name"),
+}
+TRAINER_COMMANDS = {"fit": "train a model (a LightningCLI config)",
+                    "validate": "run the validation metrics of a checkpoint",
+                    "test": "run the test metrics of a checkpoint",
+                    "predict": "run a model's predict step"}
+
+
+def usage() -> str:
+    rows = {**TRAINER_COMMANDS, **{name: summary for name, (_, summary) in COMMANDS.items()}}
+    listing = "\n".join(f"  {name:<10} {summary}" for name, summary in rows.items())
+    return ("usage: corrlab COMMAND [options]   (corrlab COMMAND --help for its options)\n\n"
+            f"commands:\n{listing}\n\nUser errors (data, weights, checkpoints, configuration) "
+            "print as one 'corrlab: error:' message;\nadd --traceback (or set "
+            "CORRLAB_TRACEBACK=1) to see the traceback.")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``corrlab`` console script (``argv`` defaults to ``sys.argv[1:]``)."""
-    words = sys.argv[1:] if argv is None else argv
-    if words and words[0] == "data":
-        from datamodules.convert import main as data_main
-
-        sys.exit(data_main(words[1:]))
-    if words and words[0] == "fid":
-        from experiments.fid_cli import main as fid_main
-
-        sys.exit(fid_main(words[1:]))
-    CorrlabCLI(args=argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--traceback" in words:
+        words.remove("--traceback")
+        previous = os.environ.get("CORRLAB_TRACEBACK")
+        os.environ["CORRLAB_TRACEBACK"] = "1"
+        try:
+            return main(words)
+        finally:  # an in-process caller keeps its environment
+            if previous is None:
+                os.environ.pop("CORRLAB_TRACEBACK")
+            else:
+                os.environ["CORRLAB_TRACEBACK"] = previous
+    if not words or words[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if words else 2)
+    if words[0] in COMMANDS:
+        command = importlib.import_module(COMMANDS[words[0]][0])
+        sys.exit(command.main(words[1:]))
+    cli_args = None if words == sys.argv[1:] else words  # LightningCLI warns about both
+    code = report_errors(lambda: CorrlabCLI(args=cli_args) and None)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from callbacks.features import InceptionFeatures, extract_distributed, fid_kid, 
 from datamodules.decode import DataError
 from datamodules.reference import ReferenceSet
 from datamodules.sources import open_source
-from lightning_modules.pretrained.inception import WeightsError, find_inception_weights
+from lightning_modules.errors import report_errors
+from lightning_modules.pretrained.inception import find_inception_weights
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -84,14 +85,17 @@ def fid_between(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.no_cache and args.cache_dir is None:
-        args.cache_dir = tempfile.mkdtemp(prefix="corrlab-fid-")  # converted weights only
-    try:
-        print(json.dumps(fid_between(args), indent=2))
-    except (WeightsError, DataError, ValueError) as error:
-        print(f"corrlab fid: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    def run() -> None:
+        if args.no_cache and args.cache_dir is None:
+            # converted weights only; removed with everything in it when the command ends
+            with tempfile.TemporaryDirectory(prefix="corrlab-fid-") as scratch:
+                args.cache_dir = scratch
+                print(json.dumps(fid_between(args), indent=2))
+        else:
+            print(json.dumps(fid_between(args), indent=2))
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from lightning_modules.errors import ConfigError
+
 LOGGER_NAMES = ("csv", "tensorboard", "wandb")
 _VERSION_ENV = "CORRLAB_RUN_VERSION"
 
@@ -41,7 +43,7 @@ def default_loggers(runs_dir: str, experiment: str, names: list[str],
     """The loggers named in ``names`` (any of :data:`LOGGER_NAMES`), sharing one run folder."""
     unknown = [n for n in names if n not in LOGGER_NAMES]
     if unknown:
-        raise ValueError(f"--loggers: unknown logger(s) {unknown}; choose from {LOGGER_NAMES}")
+        raise ConfigError(f"--loggers: unknown logger(s) {unknown}; choose from {LOGGER_NAMES}")
     version = version or next_version(Path(runs_dir) / experiment)
     run_dir = Path(runs_dir) / experiment / version
     loggers: list[Logger] = []

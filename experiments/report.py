@@ -49,6 +49,10 @@ def describe_metric(name: str, records: list[dict]) -> str:
     if "num_fake" in last:
         text += (f"  ({last['num_fake']} generated vs {last['num_real']} real images, "
                  f"Inception {last['weights_sha256'][:12]} from {last['weights_origin']})")
+    elif "net" in last:
+        count = last.get("num_images", last.get("num_pairs"))
+        text += (f"  ({count} images, LPIPS {last['net']}, backbone "
+                 f"{last['weights_sha256'][:12]} from {last['weights_origin']})")
     return text
 
 

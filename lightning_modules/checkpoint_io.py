@@ -26,9 +26,10 @@ import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from lightning_modules.distributed import rank_and_world
+from lightning_modules.errors import CorrlabError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CorrlabError, ValueError):
     """A checkpoint that cannot be read or used, with a message naming the file and problem."""
 
 

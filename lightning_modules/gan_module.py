@@ -39,13 +39,14 @@ from lightning_modules.distributed import (
     all_reduce_gradients,
     rank_and_world,
 )
+from lightning_modules.errors import ConfigError, CorrlabError
 from lightning_modules.layers.ema import ema_beta, update_ema
 
 # EMA copies are frozen and in eval mode on purpose; Lightning warns about any eval module.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(CorrlabError, RuntimeError):
     """A loss or gradient became NaN/Inf; training stops without saving, so the last checkpoint
     is the last good state."""
 
@@ -208,7 +209,7 @@ class GANModule(L.LightningModule):
         strategy = self.trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, DDPStrategy) and not isinstance(strategy,
                                                                 GradientSyncDDPStrategy):
-            raise ValueError("GAN modules need `trainer.strategy: corrlab_ddp` for multi-GPU "
+            raise ConfigError("GAN modules need `trainer.strategy: corrlab_ddp` for multi-GPU "
                              "training: Lightning's DDP wrapper cannot reduce alternating G/D "
                              "backward passes.")
 

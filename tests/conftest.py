@@ -8,6 +8,9 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+#: timeout of every subprocess a test starts: a guard against a hung process, never a speed
+#: limit (tests keep their budgets tiny instead, so a slow or busy machine only takes longer)
+HANG_GUARD_S = 3600
 
 # Loggers write offline and quietly in tests; no test may reach the network.
 os.environ["WANDB_MODE"] = "offline"
@@ -18,6 +21,14 @@ os.environ.pop("WANDB_API_KEY", None)
 def fixtures_dir() -> Path:
     """``CORRLAB_FIXTURES``, defaulting to ``../shared/fixtures`` beside the project root."""
     return Path(os.environ.get("CORRLAB_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def rosinality_fixture_size() -> int:
+    """Image size of the rosinality StyleGAN2 fixture, read from its checkpoint."""
+    from lightning_modules.checkpoints import load_rosinality_stylegan2
+
+    return load_rosinality_stylegan2(fixtures_dir() / "rosinality_stylegan2" /
+                                     "checkpoint.pt").generator.size
 
 
 def random_image(rng: np.random.Generator, width: int, height: int) -> np.ndarray:

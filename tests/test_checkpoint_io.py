@@ -22,7 +22,7 @@ from lightning_modules.checkpoint_io import (
 )
 from lightning_modules.checkpoints import safe_load
 from lightning_modules.stylegan2 import StyleGAN2
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 from tests.test_gan_module import tiny_data, tiny_module, trainer
 
 KILLED_WHILE_SAVING = """
@@ -41,7 +41,7 @@ atomic_write(path, write_then_die)
 def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path: Path):
     path = tmp_path / "last.ckpt"
     result = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == -9, result.stderr
     verify_checkpoint_file(path)
     assert torch.load(path, weights_only=True)["version"] == 1

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
 from experiments.cli import main
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 
 TINY_CONFIG = """
 model:
@@ -84,7 +85,7 @@ def test_mistyped_trainer_key_lists_the_trainer_options(tmp_path: Path, capsys, 
 def run_corrlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
     return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 def test_fit_writes_scalars_and_images_to_every_logger(tmp_path: Path):
@@ -161,8 +162,24 @@ def test_stylegan2_config_trains_through_the_cli(tmp_path: Path, metric_env):
     assert fid["num_fake"] == 16 and fid["num_real"] == 32 and fid["fid"] > 0
 
 
+def tiny_budget_copy(config: Path, folder: Path, **callback_args: dict) -> Path:
+    """``config`` with the given callbacks' options replaced (``SwapFID={"num_pairs": 16}``):
+    the shipped config's code path on a test-sized budget."""
+    settings = yaml.safe_load(config.read_text())
+    for callback in settings["trainer"]["callbacks"]:
+        name = callback["class_path"].split(".")[-1]
+        if name in callback_args:
+            callback.setdefault("init_args", {}).update(callback_args[name])
+    path = folder / config.name
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
 def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
-    config = ROOT / "experiments" / "swapping_autoencoder" / "demo.yaml"
+    config = tiny_budget_copy(ROOT / "experiments" / "swapping_autoencoder" / "demo.yaml",
+                              tmp_path, SwapFID={"num_pairs": 16, "kid_subset_size": 8},
+                              GroundTruthSwapError={"num_pairs": 8},
+                              ReconstructionLPIPS={"max_images": 8})
     result = run_corrlab(["fit", "--config", str(config), "--experiment", "demo",
                           "--model.init_args.max_kimg", "0.032", "--data.init_args.num_workers",
                           "0", "--trainer.enable_progress_bar", "false", "--loggers", "[csv]"],
@@ -175,15 +192,52 @@ def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, met
     assert (run_dir / "losses.png").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     metrics = (run_dir / "metrics.csv").read_text()
     assert "swap/l1_to_true_swap" in metrics and "G_main/G_L1" in metrics
+    assert "swap/lpips_to_true_swap" in metrics
     report = subprocess.run([sys.executable, "-m", "experiments.report", "runs/demo"],
                             cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             capture_output=True, text=True, check=True).stdout
     assert "swap grid:" in report and "ground-truth swap L1" in report
-    swap_fid = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-                if '"metrics/swap_fid"' in line]
-    assert len(swap_fid) == 2 and all(r["num_fake"] == r["num_real"] == 256 for r in swap_fid)
+    assert "lpips_to_true_swap (lower is better)" in report
+    assert "reconstruction_lpips (lower is better)" in report
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    swap_fid = [r for r in records if r["metric"] == "metrics/swap_fid"]
+    assert len(swap_fid) == 2 and all(r["num_fake"] == r["num_real"] == 16 for r in swap_fid)
     assert swap_fid[1]["real_from_cache"] is False  # held in memory, extracted once per run
     assert "swap_fid (lower is better)" in report
+    reconstruction = [r for r in records if r["metric"] == "metrics/reconstruction_lpips"]
+    assert len(reconstruction) == 2 and reconstruction[0]["num_images"] == 8
+    assert reconstruction[0]["net"] == "alex" and "weights_sha256" in reconstruction[0]
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict", "fid", "lpips", "data"):
+        assert f"\n  {command} " in listed, command
+
+
+def test_user_errors_print_one_message_and_a_traceback_only_on_request(tmp_path, capsys,
+                                                                        monkeypatch):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_text("not an image")
+    config = write_config(tmp_path)
+    args = ["fit", "--config", str(config), "--data.init_args.source", str(folder),
+            "--runs_dir", str(tmp_path / "runs"), "--loggers", "[csv]"]
+    monkeypatch.delenv("CORRLAB_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "corrlab: error: " in err and "broken.png" in err and "Traceback" not in err
+    from datamodules.decode import DataError
+
+    with pytest.raises(DataError, match="broken.png"):  # --traceback: the exception itself
+        main([*args, "--traceback"])
 
 
 CONFIGS = sorted((ROOT / "experiments").rglob("*.yaml"))
@@ -201,3 +255,59 @@ def test_every_shipped_config_parses(config: Path, capsys):
     assert printed["model"]["class_path"].endswith(written["model"]["class_path"].split(".")[-1])
     assert {c["class_path"].split(".")[-1] for c in printed["trainer"]["callbacks"]} == \
         {c["class_path"].split(".")[-1] for c in written["trainer"]["callbacks"]}
+
+
+def write_images(folder: Path, names: list[str], seed: int, size: int = 32) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_corrlab_lpips_pairs_files_by_name(tmp_path: Path, metric_env, capsys):
+    from datamodules.transforms import to_image_tensor
+    from lightning_modules.pretrained import LPIPS
+
+    write_images(tmp_path / "a", ["x.png", "y.png", "z.png"], seed=0)
+    write_images(tmp_path / "b", ["z.jpg", "x.png", "y.png"], seed=1)  # other order, other type
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lpips", str(tmp_path / "a"), str(tmp_path / "b"), "--per-pair",
+              "--batch-size", "2"])
+    assert exit_info.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    network = LPIPS("alex")
+    expected = {}
+    for name in ("x", "y", "z"):
+        image_a = to_image_tensor(np.asarray(Image.open(tmp_path / "a" / f"{name}.png")))
+        other = next((tmp_path / "b").glob(f"{name}.*"))
+        image_b = to_image_tensor(np.asarray(Image.open(other).convert("RGB")))
+        expected[f"{name}.png"] = float(network(image_a[None], image_b[None]))
+    assert result["per_pair"] == pytest.approx(expected, rel=1e-5)
+    assert result["count"] == 3 and result["net"] == "alex"
+    assert result["lpips"] == pytest.approx(np.mean(list(expected.values())), rel=1e-6)
+    assert result["std"] == pytest.approx(np.std(list(expected.values())), rel=1e-5)
+    assert result["weights_sha256"] == network.backbone.weights.sha256
+    write_images(tmp_path / "b", ["extra.png"], seed=2)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lpips", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert exit_info.value.code == 2
+    assert "corrlab: error:" in capsys.readouterr().err
+
+
+def test_corrlab_fid_no_cache_leaves_no_temporary_folder(tmp_path: Path, metric_env, capsys,
+                                                         monkeypatch):
+    import tempfile
+
+    from lightning_modules.pretrained.inception import fid_helper_weights
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    write_images(tmp_path / "a", [f"{i}.png" for i in range(3)], seed=0)
+    write_images(tmp_path / "b", [f"{i}.png" for i in range(3)], seed=1)
+    with pytest.raises(SystemExit) as exit_info:  # TorchScript weights: converted on the fly
+        main(["fid", str(tmp_path / "a"), str(tmp_path / "b"), "--no-cache", "--quiet",
+              "--weights", str(fid_helper_weights())])
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["num_a"] == 3
+    assert list(scratch.iterdir()) == []

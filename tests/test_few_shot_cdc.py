@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from datamodules import FewShotDataModule
+from lightning_modules.errors import ConfigError
 from lightning_modules.few_shot_cdc import FewShotCDC, cross_domain_distance_loss
 from lightning_modules.few_shot_cdc.losses import CDCLoss
 from tests.conftest import fixtures_dir
@@ -109,7 +110,8 @@ class _Recorder:
 
 def test_patch_critic_shape_and_alternation(monkeypatch):
     module = make_module(subspace_freq=4)
-    images = torch.randn(4, 3, 32, 32)
+    size = module.generator.size  # the fixture's resolution
+    images = torch.randn(4, 3, size, size)
     assert module.patch_critic(images).shape == (4, 1, 16, 16)
     assert module.image_critic(images).shape == (4, 1)
     used = []
@@ -120,7 +122,7 @@ def test_patch_critic_shape_and_alternation(monkeypatch):
                         lambda x: used.append(("patch", module.iteration)) or original_patch(x))
     source_before = {k: v.clone() for k, v in module.source_generator.state_dict().items()}
     generator_before = {k: v.clone() for k, v in module.generator.state_dict().items()}
-    data = FewShotDataModule(k=4, batch_size=4, crop_size=32, epoch_length=32, num_workers=0)
+    data = FewShotDataModule(k=4, batch_size=4, crop_size=size, epoch_length=32, num_workers=0)
     module.max_kimg = 8 * 4 / 1000
     trainer = L.Trainer(accelerator="cpu", max_epochs=-1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
@@ -137,11 +139,25 @@ def test_patch_critic_shape_and_alternation(monkeypatch):
 
 def test_num_anchors_must_match_k():
     module = make_module(num_anchors=3)
-    data = FewShotDataModule(k=4, batch_size=4, crop_size=32, epoch_length=8, num_workers=0)
+    size = module.generator.size
+    data = FewShotDataModule(k=4, batch_size=4, crop_size=size, epoch_length=8, num_workers=0)
     trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="num_anchors"):
         trainer.fit(module, data)
+
+
+def test_crop_size_must_match_the_source_resolution():
+    module = make_module()
+    size = module.generator.size
+    data = FewShotDataModule(k=4, batch_size=4, crop_size=size // 2, epoch_length=8,
+                             num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(ConfigError) as error:
+        trainer.fit(module, data)
+    assert f"crop_size is {size // 2}" in str(error.value)
+    assert f"makes {size} px" in str(error.value)
 
 
 @pytest.mark.parametrize("texture_scale", [1.0, 0.4])

@@ -34,6 +34,7 @@ from lightning_modules.pretrained.inception import (
     find_inception_weights,
 )
 from lightning_modules.pretrained.weights import file_sha256, hub_checkpoint_path
+from tests.conftest import HANG_GUARD_S
 from tests.tiny_module import TinyAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,7 +256,8 @@ def test_fid_two_gloo_processes_equal_one(metric_env, tmp_path):
                "PYTHONPATH": str(ROOT)}
         result = subprocess.run([sys.executable, "-m", "tests.ddp_fid",
                                  str(tmp_path / f"fid{devices}"), str(devices)],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                                cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=HANG_GUARD_S)
         assert result.returncode == 0, result.stderr[-3000:]
         records[devices] = [json.loads((tmp_path / f"fid{devices}.rank{r}.json").read_text())
                             for r in range(devices)]

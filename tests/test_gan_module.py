@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from datamodules import UnpairedDataModule
 from lightning_modules.gan_module import NonFiniteError, Phase, lazy_regularization_ratio
 from lightning_modules.stylegan2 import StyleGAN2
-from tests.conftest import ROOT
+from tests.conftest import HANG_GUARD_S, ROOT
 
 TINY = {"size": 16, "style_dim": 16, "n_mlp": 2, "channels": {4: 16, 8: 16, 16: 8}}
 
@@ -159,7 +159,7 @@ def test_two_gloo_processes_match_one_process_with_the_doubled_batch(tmp_path: P
     def run(prefix: str, devices: int, batch: int) -> None:
         result = subprocess.run([sys.executable, "-m", "tests.ddp_run", str(tmp_path / prefix),
                                  str(devices), str(batch), "6"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=600)
+                                text=True, timeout=HANG_GUARD_S)
         assert result.returncode == 0, result.stderr[-3000:]
 
     run("ddp", 2, 2)

@@ -118,14 +118,17 @@ class _Swapper(L.LightningModule):
     generate_for_metrics = None
 
 
-def test_ground_truth_swap_lpips(metric_env):
+def test_ground_truth_swap_lpips(metric_env, tmp_path):
     callback = GroundTruthSwapError(num_pairs=4, size=32, lpips_net="alex")
     callback.setup(None, None, "fit")
-    trainer = SimpleNamespace(loggers=[], global_step=0)
+    trainer = SimpleNamespace(loggers=[], global_step=0, default_root_dir=str(tmp_path))
     callback.record(trainer, _Swapper("structure"))
     callback.record(trainer, _Swapper("texture"))
     assert all(value > 0 for _, value in callback.lpips_history)
     assert len(callback.lpips_history) == len(callback.history) == 2
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["value"] for r in records] == [value for _, value in callback.lpips_history]
+    assert records[0]["net"] == "alex" and records[0]["weights_origin"] == "TORCH_HOME"
 
 
 def test_swap_fid_pairs_are_saved_reused_and_checked(metric_env, tmp_path):

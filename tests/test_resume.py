@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, fixtures_dir
+from tests.conftest import HANG_GUARD_S, ROOT, fixtures_dir, rosinality_fixture_size
 
 SWAPAE = {
     "class_path": "lightning_modules.swapping_autoencoder.SwappingAutoencoder",
@@ -69,7 +69,7 @@ def corrlab_fit(config: Path, tmp_path: Path, version: str, extra_callbacks: lis
         return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return subprocess.run(command, cwd=ROOT, env=env, start_new_session=True,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 def recorder(path: Path) -> dict:
@@ -150,7 +150,8 @@ def test_swapping_autoencoder_resumes_bitwise_after_sigkill(tmp_path: Path):
 
 def test_few_shot_cdc_resumes_bitwise_after_sigkill(tmp_path: Path):
     data = {"class_path": "FewShotDataModule",
-            "init_args": {"source": "synthetic", "k": 4, "crop_size": 32, "batch_size": 4,
+            "init_args": {"source": "synthetic", "k": 4, "crop_size": rosinality_fixture_size(),
+                          "batch_size": 4,
                           "epoch_length": 24, "num_workers": 0}}
     config = write_config(tmp_path, CDC, data, iterations=14, global_batch=4,
                           every_iterations=4)
@@ -164,7 +165,7 @@ def test_two_process_ddp_resumes_bitwise_after_sigkill(tmp_path: Path):
                     args=("--trainer.devices", "2", "--trainer.strategy", "corrlab_ddp"))
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = HANG_GUARD_S) -> None:
     start = time.time()
     while not path.exists():
         assert process.poll() is None, process.stdout.read()
@@ -192,7 +193,7 @@ def test_preemption_signal_saves_at_a_safe_point_and_requeues(tmp_path: Path, si
     wait_for(checkpoint_path, process)
     first = torch.load(checkpoint_path, weights_only=False)["corrlab"]["iteration"]
     process.send_signal(signum)
-    output, _ = process.communicate(timeout=300)
+    output, _ = process.communicate(timeout=HANG_GUARD_S)
     assert process.returncode == 0, output
     saved = torch.load(checkpoint_path, weights_only=False)
     assert saved["corrlab"]["iteration"] > first  # saved again on the signal, not at a multiple
@@ -211,7 +212,7 @@ def test_sigterm_under_two_process_ddp_stops_both_ranks_at_the_same_iteration(tm
     wait_for(checkpoint_path, process)
     first = torch.load(checkpoint_path, weights_only=False)["corrlab"]["iteration"]
     process.send_signal(signal.SIGTERM)  # to rank 0 only: rank 1 learns it by all-reduce
-    output, _ = process.communicate(timeout=300)
+    output, _ = process.communicate(timeout=HANG_GUARD_S)
     assert process.returncode == 0, output
     saved = torch.load(checkpoint_path, weights_only=False)["corrlab"]
     assert first < saved["iteration"] < 10_000

@@ -3,6 +3,7 @@ alternation, lazy R1, the odd-batch error, the DESIGN.md API, editing and the sw
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -100,7 +101,8 @@ def test_official_checkpoint_reproduces_the_reference_outputs():
               expected["swap"])
         close(model.image_discriminator(images), expected["d_real"])
         patch_d = model.patch_discriminator
-        reference = patch_d.features(expected["patch_inputs"][0])
+        reference = patch_d.features(expected["patch_inputs"][0],
+                                     options["patch_use_aggregation"])
         query = patch_d.features(expected["patch_inputs"][1])
         close(reference, expected["patch_features_reference"])
         close(query, expected["patch_features_query"])
@@ -408,13 +410,9 @@ def test_official_import_reads_opt_txt_and_rejects_other_files(tmp_path: Path):
                                    expected["texture_code"], rtol=0, atol=1e-4)
     assert from_txt.discriminator_steps == 1  # the official num_discriminator_iters buffer
     config = tmp_path / "fixture.yaml"  # a corrlab config of the same setting works too
-    config.write_text(yaml.safe_dump({"model": {"init_args": {
-        key: options[key] for key in ("crop_size", "global_code_ch", "spatial_code_ch",
-                                      "netE_scale_capacity", "netE_num_downsampling_sp",
-                                      "netE_num_downsampling_gl", "netG_scale_capacity",
-                                      "netD_scale_capacity", "netPatchD_scale_capacity",
-                                      "netPatchD_max_nc", "patch_size",
-                                      "patch_use_aggregation")}}}))
+    accepted = inspect.signature(SwappingAutoencoder).parameters
+    config.write_text(yaml.safe_dump({"model": {"init_args": {  # every option the fixture sets
+        key: value for key, value in options.items() if key in accepted}}}))
     from_yaml = load_official_swapae(folder / "latest_checkpoint.pth", config)
     assert dict(from_yaml.hparams) == dict(from_json.hparams)
     torch.save({"model": {}}, tmp_path / "other.pth")

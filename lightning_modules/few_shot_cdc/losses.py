@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.errors import ConfigError
 from lightning_modules.layers.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from lightning_modules.layers.ops import EqualConv2d
 from lightning_modules.layers.stylegan2 import Generator
@@ -65,7 +66,7 @@ class CDCLoss(StyleGAN2Loss):
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9) -> None:
         super().__init__(r1_gamma, pl_weight, pl_batch_shrink, style_mixing_prob=style_mixing_prob)
         if distance_batch < 3:
-            raise ValueError(f"distance_batch must be >= 3 (softmax over N-1 >= 2 entries), got "
+            raise ConfigError(f"distance_batch must be >= 3 (softmax over N-1 >= 2 entries), got "
                              f"{distance_batch}")
         self.distance_weight, self.distance_batch = distance_weight, distance_batch
         self.anchor_std = anchor_std

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from lightning_modules.checkpoints import CheckpointError, load_rosinality_stylegan2, safe_load
+from lightning_modules.errors import ConfigError
 from lightning_modules.few_shot_cdc.losses import CDCLoss, PatchHead
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
 from lightning_modules.layers.augment import AdaptiveAugment
@@ -104,7 +105,7 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         self.discriminator = source.discriminator
         channels = self.discriminator.channels
         if patch_resolution not in channels or patch_resolution > self.discriminator.size:
-            raise ValueError(f"patch_resolution {patch_resolution} is not a discriminator "
+            raise ConfigError(f"patch_resolution {patch_resolution} is not a discriminator "
                              f"resolution ({sorted(channels)})")
         self.patch_feature_index = (self.discriminator.size // patch_resolution).bit_length() - 1
         self.patch_head = PatchHead(channels[patch_resolution])
@@ -179,9 +180,15 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        crop_size = getattr(datamodule, "crop_size", None)
+        if crop_size is not None and crop_size != self.generator.size:
+            raise ConfigError(f"data.init_args.crop_size is {crop_size} but the source generator "
+                              f"({self.hparams.source_checkpoint}) makes {self.generator.size} px "
+                              "images; the critics compare real and generated images of one size: "
+                              f"set crop_size to {self.generator.size}.")
         k = getattr(datamodule, "k", None)
         if k is not None and k != self.anchors.shape[0]:
-            raise ValueError(f"model.init_args.num_anchors is {self.anchors.shape[0]} but the "
+            raise ConfigError(f"model.init_args.num_anchors is {self.anchors.shape[0]} but the "
                              f"datamodule has k={k} training images; CDC uses one anchor per "
                              "image: set them equal.")
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.errors import ConfigError
+
 #: (batch, *shape, kind="normal" | "uniform") -> tensor of that many per-image random values
 Draw = Callable[..., torch.Tensor]
 
@@ -108,7 +110,7 @@ class AdaptiveAugment(nn.Module):
                  initial_p: float = 0.0) -> None:
         super().__init__()
         if not 0 <= initial_p <= 1 or interval < 1 or speed_kimg <= 0:
-            raise ValueError(f"augmentation: need 0 <= initial_p <= 1 (got {initial_p}), "
+            raise ConfigError(f"augmentation: need 0 <= initial_p <= 1 (got {initial_p}), "
                              f"interval >= 1 (got {interval}), speed_kimg > 0 (got {speed_kimg})")
         self.target, self.speed_kimg, self.interval = target, speed_kimg, interval
         self.register_buffer("p", torch.tensor(float(initial_p), dtype=torch.float64))

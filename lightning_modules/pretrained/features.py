@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.weights import (
     PackageFile,
     WeightsError,
@@ -131,10 +132,10 @@ class VGG(FeatureNetwork):
                  weights_path: str | Path | None = None) -> None:
         super().__init__()
         if depth not in (16, 19):
-            raise ValueError(f"VGG depth must be 16 or 19, got {depth}")
+            raise ConfigError(f"VGG depth must be 16 or 19, got {depth}")
         kinds = ("caffe", "torchvision") if depth == 19 else ("torchvision",)
         if weights not in kinds:
-            raise ValueError(f"VGG-{depth} weights: '{weights}' is not one of {kinds}")
+            raise ConfigError(f"VGG-{depth} weights: '{weights}' is not one of {kinds}")
         self.weights_kind = weights
         caffe = weights == "caffe"
         if caffe:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.features import AlexNet, FeatureNetwork, vgg16
 from lightning_modules.pretrained.weights import WeightsError, file_sha256
 
@@ -47,7 +48,7 @@ class LPIPS(nn.Module):
     def __init__(self, net: str = "alex", weights_path: str | Path | None = None) -> None:
         super().__init__()
         if net not in NETS:
-            raise ValueError(f"LPIPS net '{net}' is not one of {sorted(NETS)}")
+            raise ConfigError(f"LPIPS net '{net}' is not one of {sorted(NETS)}")
         factory, taps, _ = NETS[net]
         self.net_name, self.taps = net, taps
         self.backbone: FeatureNetwork = factory(weights_path=weights_path)

@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_modules.errors import CorrlabError
 
-class WeightsError(FileNotFoundError):
+
+class WeightsError(CorrlabError, FileNotFoundError):
     """Weights that cannot be found or read; the message says how to provide them."""
 
 

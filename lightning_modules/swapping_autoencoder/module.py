@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from lightning_modules.errors import ConfigError
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
 from lightning_modules.swapping_autoencoder.losses import LossWeights, SwapAELoss
 from lightning_modules.swapping_autoencoder.networks import (
@@ -62,7 +63,7 @@ class SwappingAutoencoder(GANModule):
                          compile_networks)
         self.save_hyperparameters()
         if patch_chunk_images is not None and patch_chunk_images < 1:
-            raise ValueError(f"patch_chunk_images must be >= 1 or null, got {patch_chunk_images}")
+            raise ConfigError(f"patch_chunk_images must be >= 1 or null, got {patch_chunk_images}")
         self.encoder = Encoder(spatial_code_ch, global_code_ch, netE_scale_capacity,
                                netE_num_downsampling_sp, netE_num_downsampling_gl,
                                netE_nc_steepness, use_antialias)
@@ -133,7 +134,7 @@ class SwappingAutoencoder(GANModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         batch_size = getattr(datamodule, "batch_size", None)
         if batch_size is not None and batch_size % 2:
-            raise ValueError(f"data.init_args.batch_size is {batch_size}: the Swapping "
+            raise ConfigError(f"data.init_args.batch_size is {batch_size}: the Swapping "
                              "Autoencoder swaps adjacent images, so the per-GPU batch must be "
                              "even.")
 

@@ -1,0 +1,42 @@
+"""The one "every N kimg" schedule of corrlab's callbacks.
+
+Training length is counted in images seen (the module's ``images_seen``), never in optimizer
+steps, so periodic callbacks (grids, tables, metrics) fire every ``every_kimg`` thousand images:
+after the first training batch whose count reaches the next due point, then ``every_kimg``
+later. ``at_train_start`` / ``at_train_end`` add the two ends of training.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+
+from lightning_modules.errors import ConfigError
+
+
+def kimg_of(pl_module: L.LightningModule) -> float:
+    """Thousands of images the module has trained on (0 for modules that do not count)."""
+    return getattr(pl_module, "images_seen", 0) / 1000.0
+
+
+class KimgSchedule:
+    """``every_kimg`` (None: never during training), plus the two ends of training."""
+
+    def __init__(self, every_kimg: float | None, at_train_start: bool = True,
+                 at_train_end: bool = True) -> None:
+        if every_kimg is not None and every_kimg <= 0:
+            raise ConfigError(f"every_kimg must be > 0 or null, got {every_kimg}")
+        self.every_kimg, self.at_train_start, self.at_train_end = every_kimg, at_train_start, \
+            at_train_end
+        self.next_kimg = every_kimg if every_kimg is not None else float("inf")
+
+    def restart(self, kimg: float) -> None:
+        """The next due point is one interval after ``kimg`` (a run starting or resuming)."""
+        self.next_kimg = kimg + self.every_kimg if self.every_kimg is not None else float("inf")
+
+    def due(self, kimg: float) -> bool:
+        """Whether the callback runs after a batch that brought the count to ``kimg``; if so, the
+        next due point moves one interval on."""
+        if kimg < self.next_kimg:
+            return False
+        self.restart(kimg)
+        return True
