@@ -23,6 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.layers.losses import (
+    logistic_fake_loss,
+    logistic_real_loss,
+    squared_gradient_norms,
+)
 from lightning_modules.swapping_autoencoder.networks import (
     Encoder,
     Generator,
@@ -35,16 +40,6 @@ from lightning_modules.swapping_autoencoder.networks import (
 Uniform = Callable[..., torch.Tensor]
 #: loss -> its value, backpropagated at once (GANModule.backward_now)
 Spend = Callable[[torch.Tensor], torch.Tensor]
-
-
-def real_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating loss for logits that should say "real": mean softplus(-x)."""
-    return F.softplus(-logits).mean()
-
-
-def fake_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Loss for logits that should say "fake": mean softplus(x)."""
-    return F.softplus(logits).mean()
 
 
 @dataclass
@@ -97,9 +92,10 @@ class SwapAELoss(nn.Module):
         keep = spend or (lambda loss: loss)
         terms = {}
         if image_d is not None and self.weights.gan > 0:
-            terms["D_real"] = keep(real_loss(image_d(real)) * self.weights.gan)
-            terms["D_rec"] = keep(fake_loss(image_d(reconstruction)) * 0.5 * self.weights.gan)
-            terms["D_mix"] = keep(fake_loss(image_d(swapped)) * 0.5 * self.weights.gan)
+            gan = self.weights.gan
+            terms["D_real"] = keep(logistic_real_loss(image_d(real)) * gan)
+            terms["D_rec"] = keep(logistic_fake_loss(image_d(reconstruction)) * 0.5 * gan)
+            terms["D_mix"] = keep(logistic_fake_loss(image_d(swapped)) * 0.5 * gan)
         if patch_d is not None and self.weights.patch_gan > 0:
             reference_crops, target_crops = self.crops(real, uniform), self.crops(real, uniform)
             swap_crops = self.crops(swapped, uniform)
@@ -137,8 +133,7 @@ class SwapAELoss(nn.Module):
         if image_d is not None and self.weights.r1 > 0:
             images = real.detach().requires_grad_(True)
             logits = image_d(images)
-            (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
-            per_image = grad.pow(2).flatten(1).sum(1) * (self.weights.r1 * 0.5)
+            per_image = squared_gradient_norms(logits, [images])[0] * (self.weights.r1 * 0.5)
             penalty = penalty + keep(per_image.mean() * gain + 0 * logits.sum())
         if patch_d is not None and self.weights.patch_r1 > 0:
             reference_crops = self.crops(real, uniform).detach()
@@ -149,9 +144,8 @@ class SwapAELoss(nn.Module):
                 query = query_crops[rows].requires_grad_(True)
                 logits = patch_d.score(*patch_d.features_together([reference, query],
                                                                    [self.aggregate, False]))
-                grad_reference, grad_query = torch.autograd.grad(
-                    logits.sum(), [reference, query], create_graph=True)
-                squared = grad_reference.pow(2).sum() + grad_query.pow(2).sum()
+                reference_norms, query_norms = squared_gradient_norms(logits, [reference, query])
+                squared = reference_norms.sum() + query_norms.sum()
                 part = squared * (0.5 * self.weights.patch_r1 * 0.5 / batch)
                 penalty = penalty + keep(part * gain + 0 * logits.sum())
         return {"D_R1": penalty}
@@ -180,8 +174,9 @@ class SwapAELoss(nn.Module):
         if self.weights.l1 > 0:
             terms["G_L1"] = keep(l1 * self.weights.l1)
         if image_d is not None and self.weights.gan > 0:
-            terms["G_GAN_rec"] = keep(real_loss(image_d(rec_input)) * 0.5 * self.weights.gan)
-            terms["G_GAN_mix"] = keep(real_loss(image_d(swap_input)) * self.weights.gan)
+            gan = self.weights.gan
+            terms["G_GAN_rec"] = keep(logistic_real_loss(image_d(rec_input)) * 0.5 * gan)
+            terms["G_GAN_mix"] = keep(logistic_real_loss(image_d(swap_input)) * gan)
         if patch_d is not None and self.weights.patch_gan > 0:
             with torch.no_grad():
                 reference = patch_d.features(self.crops(real, uniform), self.aggregate)
