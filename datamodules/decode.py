@@ -85,3 +85,20 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
         raise DataError(f"{name}: cannot read image header ({error}). Delete or replace it, or "
                         "set `skip_bad_images: true`.") from error
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def decode_label_map(data: bytes, name: str) -> np.ndarray:
+    """Decode a label map (class index per pixel: 8/16-bit grayscale or palette PNG) to an
+    ``H x W`` int64 array of indices, never converted to colours."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+                raise DataError(f"{name}: a label map must store one class index per pixel "
+                                f"(grayscale or palette PNG), but this image is {image.mode}; "
+                                "convert colour-coded label maps to indices first.")
+            return np.asarray(image, dtype=np.int64)
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"{name}: cannot decode label map ({error}).") from error

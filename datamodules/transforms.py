@@ -4,6 +4,10 @@ Order: resize the short side to ``load_size`` (area interpolation when shrinking
 enlarging), crop ``crop_size`` (random for training, centre for evaluation), optional horizontal
 flip, normalise to [-1, 1], to a CHW float tensor. Extra image targets (``additional_targets``)
 get the same geometry, which is how paired data stays aligned.
+
+Label maps are albumentations ``mask`` targets (``mask=`` or ``additional_targets`` of type
+``"mask"``): the same crop and flip, resized with **nearest neighbour** (never interpolated, so
+a label map keeps exactly its set of class values), never normalised, integer dtype kept.
 """
 
 from __future__ import annotations
@@ -40,23 +44,36 @@ def build_transform(crop_size: int, load_size: int | None = None, train: bool = 
     return A.Compose(steps, additional_targets=additional_targets or {}, seed=0)
 
 
-class ShortSideResize(A.ImageOnlyTransform):
-    """Resize so the short side is ``size``: area interpolation when shrinking, cubic when
-    enlarging (one fixed interpolation would alias or blur one of the two cases). Deterministic,
-    so every image target of a sample (paired data) gets the same geometry."""
+class ShortSideResize(A.DualTransform):
+    """Resize so the short side is ``size``: images with area interpolation when shrinking,
+    cubic when enlarging (one fixed interpolation would alias or blur one of the two cases);
+    label maps (masks) with nearest neighbour. Deterministic, so every target of a sample
+    (paired data, label maps) gets the same geometry."""
 
     def __init__(self, size: int) -> None:
         super().__init__(p=1.0)
         self.size = size
 
-    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+    def new_size(self, img: np.ndarray) -> tuple[int, int] | None:
         height, width = img.shape[:2]
         if min(height, width) == self.size:
-            return img
+            return None
         scale = self.size / min(height, width)
-        new_size = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        return cv2.resize(img, new_size, interpolation=interpolation)
+        return max(self.size, round(width * scale)), max(self.size, round(height * scale))
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        size = self.new_size(img)
+        if size is None:
+            return img
+        shrinking = size[0] < img.shape[1]
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrinking else
+                          cv2.INTER_CUBIC)
+
+    def apply_to_mask(self, mask: np.ndarray, **params) -> np.ndarray:
+        size = self.new_size(mask)
+        if size is None:
+            return mask
+        return cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
 
 
 def to_image_tensor(image: np.ndarray) -> torch.Tensor:

