@@ -1,7 +1,11 @@
 """``GANModule``: the manual-optimization scaffold every corrlab paper module subclasses.
 
 A subclass declares its networks' optimizers (:meth:`optimizer_specs`) and phases
-(:meth:`phases`), and computes each phase's loss terms (:meth:`phase_loss`). The scaffold runs
+(:meth:`phases`), and computes each phase's loss terms in a method named after the phase,
+``loss_<phase name>`` (``loss_D_main``, ``loss_G_reg``; a phase without its method is an error
+when optimizers are configured, never a silent fall-through). A module with one non-adversarial
+phase (style transfer) is a first-class user: one network, no EMA unless it lists
+:attr:`~GANModule.ema_pairs`. The scaffold runs
 the due phases of every iteration (zero grad, backward, cross-rank gradient average, finiteness
 check, step), counts images seen (``kimg``: training length and the EMA half-life are measured
 in it, and it is logged as ``progress/kimg``; Lightning's ``global_step`` counts optimizer steps
@@ -17,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import importlib
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -66,20 +73,87 @@ class Phase:
     higher_order: bool = False
 
 
+SCHEDULES = ("constant", "linear", "step")
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """Learning-rate factor as a function of training length in kimg.
+
+    ``constant``: 1. ``linear``: 1, then linearly to 0 over the last ``decay_kimg`` of
+    ``max_kimg`` (pix2pixHD / SPADE / CoCosNet: "linear decay over the second half").
+    ``step``: ``gamma ** floor(kimg / step_kimg)``."""
+
+    kind: str = "constant"
+    decay_kimg: float | None = None
+    step_kimg: float | None = None
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise ConfigError(f"schedule kind '{self.kind}' is not one of {SCHEDULES}")
+        if self.kind == "linear" and not self.decay_kimg:
+            raise ConfigError("a linear schedule needs decay_kimg > 0")
+        if self.kind == "step" and not self.step_kimg:
+            raise ConfigError("a step schedule needs step_kimg > 0")
+
+    def factor(self, kimg: float, max_kimg: float | None) -> float:
+        if self.kind == "step":
+            return self.gamma ** math.floor(kimg / self.step_kimg)
+        if self.kind == "linear":
+            if max_kimg is None:
+                raise ConfigError("a linear learning-rate decay needs max_kimg (its end)")
+            return min(1.0, max(0.0, (max_kimg - kimg) / self.decay_kimg))
+        return 1.0
+
+
 @dataclass
 class OptimizerSpec:
-    """One Adam over the parameters of ``modules`` (a "network" that phases train together);
-    ``reg_interval`` applies ``c = k / (k + 1)`` to the learning rate and betas (Karras et al.
-    2020, App. C: lazy regularization)."""
+    """The optimizer of ``modules`` (a "network" that phases train together): any
+    ``torch.optim`` class (``optimizer``: a name such as ``Adam``, ``AdamW``, ``SGD``, or a
+    dotted path) with ``lr``, and for the Adam family ``betas`` / ``eps``; ``kwargs`` go to
+    the class unchanged. ``reg_interval`` applies ``c = k / (k + 1)`` to the learning rate
+    and, for Adam, the betas (Karras et al. 2020, App. C: lazy regularization). ``schedule``
+    scales the learning rate with training length."""
 
     modules: Sequence[nn.Module]
     lr: float = 0.002
     betas: tuple[float, float] = (0.0, 0.99)
     eps: float = 1e-8
     reg_interval: int = 0
+    optimizer: str = "Adam"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    schedule: LRSchedule | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for module in self.modules for p in module.parameters()]
+
+    def with_options(self, options: dict[str, Any], network: str) -> OptimizerSpec:
+        """This spec with config overrides (``lr``, ``betas``, ``eps``, ``optimizer``,
+        ``kwargs``, ``schedule`` as a dict of :class:`LRSchedule` fields)."""
+        allowed = {"lr", "betas", "eps", "optimizer", "kwargs", "schedule"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ConfigError(f"optimizers.{network}: unknown option(s) {unknown}; "
+                              f"allowed: {sorted(allowed)}")
+        options = dict(options)
+        if isinstance(options.get("schedule"), dict):
+            options["schedule"] = LRSchedule(**options["schedule"])
+        if "betas" in options:
+            options["betas"] = tuple(options["betas"])
+        return dataclasses.replace(self, **options)
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """``Adam`` -> ``torch.optim.Adam``; a dotted path is imported."""
+    if "." not in name:
+        found = getattr(torch.optim, name, None)
+    else:
+        module, _, attribute = name.rpartition(".")
+        found = getattr(importlib.import_module(module), attribute, None)
+    if not (isinstance(found, type) and issubclass(found, torch.optim.Optimizer)):
+        raise ConfigError(f"optimizer '{name}' is not a torch.optim optimizer class")
+    return found
 
 
 def lazy_regularization_ratio(interval: int) -> float:
@@ -87,13 +161,17 @@ def lazy_regularization_ratio(interval: int) -> float:
     return interval / (interval + 1) if interval > 0 else 1.0
 
 
-def make_adam(spec: OptimizerSpec) -> torch.optim.Adam:
-    """Adam with the lazy-regularization correction; PyTorch's fused kernel (one pass over each
-    parameter's state instead of a handful of element-wise ops; CPU and GPU alike)."""
+def make_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
+    """The spec's optimizer with the lazy-regularization correction. Adam and AdamW use
+    PyTorch's fused kernel (one pass over each parameter's state instead of a handful of
+    element-wise ops; CPU and GPU alike) unless ``kwargs`` say otherwise."""
+    cls = optimizer_class(spec.optimizer)
     ratio = lazy_regularization_ratio(spec.reg_interval)
-    betas = (float(spec.betas[0]) ** ratio, float(spec.betas[1]) ** ratio)
-    return torch.optim.Adam(spec.parameters(), lr=spec.lr * ratio, betas=betas, eps=spec.eps,
-                            fused=True)
+    options: dict[str, Any] = {"lr": spec.lr * ratio}
+    if issubclass(cls, (torch.optim.Adam, torch.optim.AdamW)):
+        options.update(betas=(float(spec.betas[0]) ** ratio, float(spec.betas[1]) ** ratio),
+                       eps=spec.eps, fused=True)
+    return cls(spec.parameters(), **{**options, **spec.kwargs})
 
 
 class GANModule(L.LightningModule):
@@ -109,6 +187,18 @@ class GANModule(L.LightningModule):
             (``experiments/benchmarks/swapae_iteration.py``).
         compile_networks: ``torch.compile`` the trained networks when training starts
             (``higher_order`` phases stay eager); the same numbers up to float rounding.
+        optimizers: per network, overrides of its :class:`OptimizerSpec` from the config, e.g.
+            TTUR with a linear decay over the last 100 kimg::
+
+                optimizers:
+                  generator: {lr: 0.0001, betas: [0.0, 0.9], eps: 0.001,
+                              schedule: {kind: linear, decay_kimg: 100}}
+                  discriminator: {lr: 0.0004, betas: [0.0, 0.9],
+                                  schedule: {kind: linear, decay_kimg: 100}}
+
+            ``optimizer: SGD`` (any ``torch.optim`` class) with ``kwargs: {momentum: 0.9}``.
+    Subclasses take these base options as ``**kwargs`` and pass them on by keyword, naming only
+    those whose default they change.
     Mixed precision is the Trainer's ``precision`` (e.g. ``bf16-mixed`` on GPUs): every phase
     but the ``higher_order`` ones (R1, path length) then runs under autocast.
     """
@@ -118,10 +208,12 @@ class GANModule(L.LightningModule):
 
     def __init__(self, max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
                  ema_rampup: float | None = None, seed: int | None = None,
-                 channels_last: bool = False, compile_networks: bool = False) -> None:
+                 channels_last: bool = False, compile_networks: bool = False,
+                 optimizers: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.channels_last, self.compile_networks = channels_last, compile_networks
+        self.optimizer_options = dict(optimizers or {})
         self.max_kimg, self.ema_half_life_kimg, self.ema_rampup = max_kimg, ema_half_life_kimg, \
             ema_rampup
         self.draw_seed = seed
@@ -140,8 +232,29 @@ class GANModule(L.LightningModule):
         raise NotImplementedError
 
     def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
-        """Loss terms of ``phase`` (summed for backward, each logged as ``<phase>/<term>``)."""
-        raise NotImplementedError
+        """Loss terms of ``phase`` (summed for backward, each logged as ``<phase>/<term>``):
+        the subclass's ``loss_<phase name>(batch, gain)``."""
+        return self.phase_method(phase)(batch, gain)
+
+    def phase_method(self, phase: Phase) -> Callable[[Any, float], dict[str, torch.Tensor]]:
+        method = getattr(self, f"loss_{phase.name}", None)
+        if not callable(method):
+            raise ConfigError(f"{type(self).__name__} declares phase '{phase.name}' but has no "
+                              f"method loss_{phase.name}(batch, gain) computing its terms.")
+        return method
+
+    def check_phases(self, specs: dict[str, OptimizerSpec]) -> None:
+        """Every phase names a known network, has its loss method, and a unique name."""
+        names = [phase.name for phase in self.phases()]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"{type(self).__name__}: phase names {duplicates} repeat")
+        for phase in self.phases():
+            if phase.network not in specs:
+                raise ConfigError(f"{type(self).__name__}: phase '{phase.name}' trains network "
+                                  f"'{phase.network}', which has no optimizer (networks: "
+                                  f"{sorted(specs)})")
+            self.phase_method(phase)
 
     def batch_size(self, batch: Any) -> int:
         """Images this rank consumes per iteration (default: first tensor's length)."""
@@ -199,11 +312,36 @@ class GANModule(L.LightningModule):
         return sample(shape, generator=self._generator(), device=self.device)
 
     # -- Lightning hooks -----------------------------------------------------------------------
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def resolved_optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        """:meth:`optimizer_specs` with the ``optimizers`` overrides of the config applied."""
         specs = self.optimizer_specs()
+        unknown = sorted(set(self.optimizer_options) - set(specs))
+        if unknown:
+            raise ConfigError(f"optimizers: {unknown} are not networks of "
+                              f"{type(self).__name__} (networks: {sorted(specs)})")
+        return {name: spec.with_options(self.optimizer_options.get(name, {}), name)
+                for name, spec in specs.items()}
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        specs = self.resolved_optimizer_specs()
+        self.check_phases(specs)
         self._optimizer_names = list(specs)
         self._network_modules = {name: list(spec.modules) for name, spec in specs.items()}
-        return [make_adam(spec) for spec in specs.values()]
+        self._schedules = {name: spec.schedule for name, spec in specs.items()
+                           if spec.schedule is not None}
+        optimizers = [make_optimizer(spec) for spec in specs.values()]
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
+        return optimizers
+
+    def apply_lr_schedules(self) -> None:
+        """Set each scheduled optimizer's learning rate for the current kimg (a function of
+        kimg alone, so a resumed run continues the same curve)."""
+        for name, schedule in getattr(self, "_schedules", {}).items():
+            factor = schedule.factor(self.kimg, self.max_kimg)
+            for group in self.optimizer_for(name).param_groups:
+                group["lr"] = group["base_lr"] * factor
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy if self._trainer is not None else None
@@ -245,6 +383,8 @@ class GANModule(L.LightningModule):
     def iterate(self, batch: Any, run_phase: Callable[[Phase, Any], Any]) -> None:
         """One training iteration: the due phases, then EMA and the counters."""
         self._draws_this_iteration = 0
+        if getattr(self, "_schedules", None) and self._trainer is not None:
+            self.apply_lr_schedules()
         local_batch = self.batch_size(batch)
         for phase in self.due_phases():
             run_phase(phase, batch)

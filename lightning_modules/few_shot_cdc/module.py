@@ -22,10 +22,11 @@ from typing import Any
 
 import torch
 
+from datamodules.keys import IMAGE
 from lightning_modules.checkpoints import CheckpointError, load_rosinality_stylegan2, safe_load
 from lightning_modules.errors import ConfigError
 from lightning_modules.few_shot_cdc.losses import CDCLoss, PatchHead
-from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
+from lightning_modules.gan_module import GANModule, OptimizerSpec
 from lightning_modules.layers.augment import AdaptiveAugment
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 from lightning_modules.stylegan2 import StyleGAN2, sample_images
@@ -92,12 +93,12 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                  d_reg_every: int = 16, pl_weight: float = 2.0, g_reg_every: int = 4,
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
                  max_kimg: float | None = 20.0, ema_half_life_kimg: float | None = 1.25,
-                 ema_rampup: float | None = None, seed: int | None = None,
-                 trust_checkpoint: bool = False, augment: bool = False, augment_p: float = 0.0,
+                 seed: int | None = None, trust_checkpoint: bool = False,
+                 augment: bool = False, augment_p: float = 0.0,
                  ada_target: float | None = 0.6, ada_speed_kimg: float = 20.0,
-                 channels_last: bool = False, compile_networks: bool = False) -> None:
-        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed, channels_last,
-                         compile_networks)
+                 **kwargs: Any) -> None:
+        super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg, seed=seed,
+                         **kwargs)
         self.save_hyperparameters()
         source = load_source(source_checkpoint, trust_checkpoint)
         self.source_generator = source.generator_ema.eval().requires_grad_(False)
@@ -163,19 +164,29 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                 load_matching_adam_state(optimizer, state)
         return optimizers
 
-    def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
-        real = batch["image"]
+    def critic_and_anchors(self) -> tuple[Any, torch.Tensor | None]:
+        """Sec. 3.2: every ``subspace_freq``-th iteration the image-level D with anchor-region
+        latents, otherwise the patch-level critic with style-mixed latents."""
         critic = self.image_critic if self.image_level else self.patch_critic
-        anchors = self.anchors if self.image_level and self.use_patch_d else None
-        if phase.name == "D_main":
-            return self.loss.d_main(self.generator, critic, real, self.draw, self.draw_shared,
-                                    anchors, observe_real=self.observe_real_logits)
-        if phase.name == "D_reg":
-            return self.loss.d_reg(critic, real, gain)
-        if phase.name == "G_main":
-            return self.loss.g_main(self.generator, critic, real.shape[0], self.draw,
-                                    self.draw_shared, anchors, self.source_generator)
-        return self.loss.g_reg(self.generator, real.shape[0], self.draw, self.draw_shared, gain)
+        return critic, self.anchors if self.image_level and self.use_patch_d else None
+
+    def loss_D_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        critic, anchors = self.critic_and_anchors()
+        return self.loss.d_main(self.generator, critic, batch[IMAGE], self.draw,
+                                self.draw_shared, anchors, observe_real=self.observe_real_logits)
+
+    def loss_D_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.d_reg(self.critic_and_anchors()[0], batch[IMAGE], gain)
+
+    def loss_G_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        """Adversarial term plus the cross-domain distance consistency loss (Eq. 2-4)."""
+        critic, anchors = self.critic_and_anchors()
+        return self.loss.g_main(self.generator, critic, batch[IMAGE].shape[0], self.draw,
+                                self.draw_shared, anchors, self.source_generator)
+
+    def loss_G_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.g_reg(self.generator, batch[IMAGE].shape[0], self.draw,
+                               self.draw_shared, gain)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -197,7 +208,7 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         self.source_generator.eval()  # frozen: never in training mode
         return self
 
-    # -- the DESIGN.md contract (sample, generate_for_metrics: StyleGAN2Sampling) ---------------
+    # -- the contracts (sample, generate_for_metrics: StyleGAN2Sampling) -----------------------
     @torch.no_grad()
     def sample_source(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
         """The frozen source generator's images for the same latents and noise as

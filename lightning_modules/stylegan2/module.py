@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from datamodules.keys import IMAGE
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 from lightning_modules.stylegan2.loss import StyleGAN2Loss
@@ -55,15 +56,16 @@ class StyleGAN2Sampling:
 
     def generate_for_metrics(self, batch: Any) -> torch.Tensor:
         """Metrics protocol: as many generated images as the batch holds real ones."""
-        real = batch["image"]
+        real = batch[IMAGE]
         z = torch.randn(real.shape[0], self.generator.style_dim, device=real.device)
         return self.sampling_generator(z)
 
 
 class StyleGAN2(StyleGAN2Sampling, GANModule):
     """Args follow rosinality's train.py names; ``channels`` overrides the width table (tiny
-    models), ``mbstd_group_size: 0`` removes minibatch stddev. See :class:`GANModule` for
-    ``max_kimg``, ``ema_half_life_kimg``, ``ema_rampup`` and ``seed``."""
+    models), ``mbstd_group_size: 0`` removes minibatch stddev. ``**kwargs``: the
+    :class:`GANModule` options (``max_kimg``, ``ema_half_life_kimg`` (default 10), ``seed``,
+    ``optimizers``, ...)."""
 
     ema_pairs = {"generator": "generator_ema"}
 
@@ -72,11 +74,8 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
                  mbstd_group_size: int = 4, lr: float = 0.002, r1_gamma: float = 10.0,
                  d_reg_every: int = 16, pl_weight: float = 2.0, g_reg_every: int = 4,
                  pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
-                 max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
-                 ema_rampup: float | None = None, seed: int | None = None,
-                 channels_last: bool = False, compile_networks: bool = False) -> None:
-        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed, channels_last,
-                         compile_networks)
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.save_hyperparameters()
         self.generator = Generator(size, style_dim, n_mlp, channel_multiplier, channels)
         self.discriminator = Discriminator(size, channel_multiplier, channels, mbstd_group_size)
@@ -92,14 +91,17 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
                 "discriminator": OptimizerSpec([self.discriminator], self.lr,
                                                reg_interval=d_interval)}
 
-    def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
-        real = batch["image"]
-        if phase.name == "D_main":
-            return self.loss.d_main(self.generator, self.discriminator, real, self.draw,
-                                    self.draw_shared)
-        if phase.name == "D_reg":
-            return self.loss.d_reg(self.discriminator, real, gain)
-        if phase.name == "G_main":
-            return self.loss.g_main(self.generator, self.discriminator, real.shape[0],
-                                    self.draw, self.draw_shared)
-        return self.loss.g_reg(self.generator, real.shape[0], self.draw, self.draw_shared, gain)
+    def loss_D_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.d_main(self.generator, self.discriminator, batch[IMAGE], self.draw,
+                                self.draw_shared)
+
+    def loss_D_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.d_reg(self.discriminator, batch[IMAGE], gain)
+
+    def loss_G_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.g_main(self.generator, self.discriminator, batch[IMAGE].shape[0],
+                                self.draw, self.draw_shared)
+
+    def loss_G_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        return self.loss.g_reg(self.generator, batch[IMAGE].shape[0], self.draw,
+                               self.draw_shared, gain)

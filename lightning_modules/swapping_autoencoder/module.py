@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from datamodules.keys import IMAGE
 from lightning_modules.errors import ConfigError
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
 from lightning_modules.swapping_autoencoder.losses import LossWeights, SwapAELoss
@@ -56,11 +57,10 @@ class SwappingAutoencoder(GANModule):
                  lambda_GAN: float = 1.0, lambda_PatchGAN: float = 1.0, lr: float = 0.002,
                  beta1: float = 0.0, beta2: float = 0.99, R1_once_every: int = 16,
                  max_kimg: float | None = 25000.0, ema_half_life_kimg: float | None = None,
-                 ema_rampup: float | None = None, seed: int | None = None,
                  patch_chunk_images: int | None = 1, channels_last: bool = True,
-                 compile_networks: bool = False) -> None:
-        super().__init__(max_kimg, ema_half_life_kimg, ema_rampup, seed, channels_last,
-                         compile_networks)
+                 **kwargs: Any) -> None:
+        super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg,
+                         channels_last=channels_last, **kwargs)
         self.save_hyperparameters()
         if patch_chunk_images is not None and patch_chunk_images < 1:
             raise ConfigError(f"patch_chunk_images must be >= 1 or null, got {patch_chunk_images}")
@@ -84,7 +84,7 @@ class SwappingAutoencoder(GANModule):
         self.discriminator_steps = 0
         self.setup_ema()
 
-    # -- the contract of DESIGN.md -------------------------------------------------------------
+    # -- the contracts (lightning_modules/contracts.py): encode, decode, swap ------------------
     @property
     def inference_networks(self) -> tuple[Encoder, Generator]:
         """EMA copies when trained with EMA, else the trained networks."""
@@ -119,7 +119,7 @@ class SwappingAutoencoder(GANModule):
 
     def generate_for_metrics(self, batch: Any) -> torch.Tensor:
         """Metrics protocol: swaps of adjacent images of the batch (FID of swaps, as the paper)."""
-        images = batch["image"]
+        images = batch[IMAGE]
         return self.swap(images, images.roll(1, dims=0))
 
     @classmethod
@@ -172,20 +172,31 @@ class SwappingAutoencoder(GANModule):
         return [self.draw(batch, *shape[1:]) for shape in
                 self.generator.noise_shapes(batch, code_size)]
 
-    def phase_loss(self, phase: Phase, batch: Any, gain: float) -> dict[str, torch.Tensor]:
-        real = batch["image"]
+    @staticmethod
+    def real_images(batch: Any) -> torch.Tensor:
+        real = batch[IMAGE]
         if real.shape[0] % 2:
-            raise ValueError(f"odd batch of {real.shape[0]} images: the per-GPU batch size "
-                             "must be even")
-        image_d, patch_d = self.image_discriminator, self.patch_discriminator
-        if phase.name == "D_main":
-            self.discriminator_steps += 1
-            return self.loss.d_main(self.encoder, self.generator, image_d, patch_d, real,
-                                    self.uniform, self.noise, spend=self.backward_now)
-        if phase.name == "D_reg":
-            return self.loss.d_reg(image_d, patch_d, real, self.uniform, gain,
-                                   spend=self.backward_now)
-        terms, metrics = self.loss.g_main(self.encoder, self.generator, image_d, patch_d, real,
+            raise ConfigError(f"odd batch of {real.shape[0]} images: the per-GPU batch size "
+                              "must be even")
+        return real
+
+    def loss_D_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        """Eq. 1-3, discriminator side: image D on real, reconstruction and swap; patch D."""
+        self.discriminator_steps += 1
+        return self.loss.d_main(self.encoder, self.generator, self.image_discriminator,
+                                self.patch_discriminator, self.real_images(batch), self.uniform,
+                                self.noise, spend=self.backward_now)
+
+    def loss_D_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        """Lazy R1 on the image D and the patch D."""
+        return self.loss.d_reg(self.image_discriminator, self.patch_discriminator,
+                               self.real_images(batch), self.uniform, gain,
+                               spend=self.backward_now)
+
+    def loss_G_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
+        """Eq. 1-4, encoder and generator side: L1 reconstruction, GAN, co-occurrence GAN."""
+        terms, metrics = self.loss.g_main(self.encoder, self.generator, self.image_discriminator,
+                                          self.patch_discriminator, self.real_images(batch),
                                           self.uniform, self.noise, spend=self.backward_now)
         for name, value in metrics.items():
             self.log(f"G_main/{name}", value)
