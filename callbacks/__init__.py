@@ -2,6 +2,7 @@
 
 from callbacks.checkpointing import KimgCheckpoint
 from callbacks.fid import FID
+from callbacks.image_table import ImageTable
 from callbacks.lpips import IntraClusterLPIPS, ReconstructionLPIPS
 from callbacks.metric_plot import MetricPlot
 from callbacks.sample_grid import SampleGrid
@@ -9,5 +10,5 @@ from callbacks.swap_error import GroundTruthSwapError
 from callbacks.swap_fid import SwapFID
 from callbacks.swap_grid import SwapGrid
 
-__all__ = ["FID", "GroundTruthSwapError", "IntraClusterLPIPS", "KimgCheckpoint", "MetricPlot",
-           "ReconstructionLPIPS", "SampleGrid", "SwapFID", "SwapGrid"]
+__all__ = ["FID", "GroundTruthSwapError", "ImageTable", "IntraClusterLPIPS", "KimgCheckpoint",
+           "MetricPlot", "ReconstructionLPIPS", "SampleGrid", "SwapFID", "SwapGrid"]

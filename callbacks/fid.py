@@ -32,6 +32,7 @@ from callbacks.features import (
 from callbacks.image_logging import images_to_uint8
 from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, kimg_of
+from lightning_modules.contracts import GeneratesForMetrics, HasReferenceSet, require
 from lightning_modules.distributed import rank_and_world
 from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.inception import find_inception_weights
@@ -80,15 +81,11 @@ class FID(L.Callback):
         self.last: dict | None = None
 
     # -- set-up: fail before training, not after it ---------------------------------------------
-    needs = "generate_for_metrics(batch)"  # the module method generate() calls
+    needs: type = GeneratesForMetrics  # the module contract generate() calls
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not callable(getattr(pl_module, self.needs.split("(")[0], None)):
-            raise TypeError(f"{type(pl_module).__name__} has no {self.needs}; "
-                            f"the {type(self).__name__} callback needs it.")
-        if not callable(getattr(trainer.datamodule, "reference_set", None)):
-            raise TypeError(f"{type(self).__name__} needs a corrlab datamodule with "
-                            "reference_set() (the real images to compare with).")
+        require(pl_module, self.needs, type(self).__name__)
+        require(trainer.datamodule, HasReferenceSet, type(self).__name__)
         self.weights = find_inception_weights(self.weights_path, self.cache_dir)
 
     def extractor(self, device: torch.device) -> InceptionFeatures:

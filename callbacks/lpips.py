@@ -22,6 +22,7 @@ from callbacks.fixed_samples import first_items
 from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, kimg_of
 from datamodules.keys import IMAGE
+from lightning_modules.contracts import EncodesDecodes, HasTrainImages, Samples, require
 from lightning_modules.pretrained.lpips import LPIPS
 
 
@@ -78,10 +79,7 @@ class ReconstructionLPIPS(L.Callback):
         self._count = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for method in ("encode", "decode"):
-            if not callable(getattr(pl_module, method, None)):
-                raise TypeError(f"ReconstructionLPIPS needs {type(pl_module).__name__}."
-                                f"{method}()")
+        require(pl_module, EncodesDecodes, "ReconstructionLPIPS")
         self.lpips = LPIPS(self.net, self.weights_path)
 
     @torch.no_grad()
@@ -159,11 +157,8 @@ class IntraClusterLPIPS(L.Callback):
         self.lpips: LPIPS | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not callable(getattr(pl_module, "sample", None)):
-            raise TypeError(f"IntraClusterLPIPS needs {type(pl_module).__name__}.sample(n, seed)")
-        if not callable(getattr(trainer.datamodule, "train_images", None)):
-            raise TypeError("IntraClusterLPIPS needs a datamodule with train_images() "
-                            "(FewShotDataModule).")
+        require(pl_module, Samples, "IntraClusterLPIPS")
+        require(trainer.datamodule, HasTrainImages, "IntraClusterLPIPS")
         self.lpips = LPIPS(self.net, self.weights_path)
 
     @torch.no_grad()

@@ -1,5 +1,6 @@
 """A grid of generated images logged every N training steps, for any module that implements
-the metrics protocol ``generate_for_metrics(batch) -> images`` (DESIGN.md)."""
+the metrics contract ``generate_for_metrics(batch) -> images``
+(:class:`lightning_modules.contracts.GeneratesForMetrics`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torchvision.utils import make_grid
 
 from callbacks.image_logging import log_image
+from lightning_modules.contracts import GeneratesForMetrics, require
 
 
 class SampleGrid(L.Callback):
@@ -29,6 +31,9 @@ class SampleGrid(L.Callback):
         self.every_n_batches, self.max_images, self.key = every_n_batches, max_images, key
         self.fixed_batch: Any = None
         self.batches = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        require(pl_module, GeneratesForMetrics, "SampleGrid")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -14,6 +14,7 @@ from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, kimg_of
 from datamodules.synthetic import TRAIN_FAMILIES, image_seeds, render
 from datamodules.transforms import to_image_tensor
+from lightning_modules.contracts import Swaps, require
 
 
 def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
@@ -48,6 +49,7 @@ class GroundTruthSwapError(L.Callback):
         self._pairs = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        require(pl_module, Swaps, "GroundTruthSwapError")
         if self.lpips_net is not None and self.lpips is None:
             from lightning_modules.pretrained import (
                 LPIPS,  # fails here, before training, without weights

@@ -21,6 +21,7 @@ from callbacks.features import RealStatistics, real_statistics
 from callbacks.fid import FID
 from callbacks.metric_logging import write_json_atomic
 from datamodules.reference import ReferenceSet
+from lightning_modules.contracts import Swaps
 from lightning_modules.distributed import rank_and_world
 from lightning_modules.errors import ConfigError
 from lightning_modules.pretrained.weights import corrlab_cache_dir
@@ -64,7 +65,7 @@ class SwapFID(FID):
         **kwargs: see :class:`~callbacks.fid.FID` (``num_images`` is ``num_pairs``).
     """
 
-    needs = "swap(structure_images, texture_images)"
+    needs = Swaps
 
     def __init__(self, num_pairs: int = 5000, pairs_file: str | None = None, pair_seed: int = 0,
                  name: str = "swap_fid", **kwargs: Any) -> None:

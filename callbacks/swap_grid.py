@@ -21,6 +21,7 @@ from callbacks.fixed_samples import first_items
 from callbacks.image_logging import log_image, save_png, to_hwc_uint8
 from callbacks.schedule import KimgSchedule, kimg_of
 from datamodules.keys import IMAGE
+from lightning_modules.contracts import EncodesDecodes, Swaps, require
 from lightning_modules.errors import ConfigError
 
 
@@ -74,6 +75,10 @@ class SwapGrid(L.Callback):
         if len(images) < 2:
             raise ConfigError("SwapGrid needs at least 2 reference images")
         return images
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        require(pl_module, Swaps, "SwapGrid")
+        require(pl_module, EncodesDecodes, "SwapGrid")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.references = self.reference_images(trainer)

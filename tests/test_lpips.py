@@ -120,7 +120,9 @@ class _Swapper(L.LightningModule):
 
 def test_ground_truth_swap_lpips(metric_env, tmp_path):
     callback = GroundTruthSwapError(num_pairs=4, size=32, lpips_net="alex")
-    callback.setup(None, None, "fit")
+    callback.setup(None, _Swapper("structure"), "fit")
+    with pytest.raises(TypeError, match=r"Linear.swap\(\) \(the Swaps contract"):
+        callback.setup(None, torch.nn.Linear(1, 1), "fit")
     trainer = SimpleNamespace(loggers=[], global_step=0, default_root_dir=str(tmp_path))
     callback.record(trainer, _Swapper("structure"))
     callback.record(trainer, _Swapper("texture"))

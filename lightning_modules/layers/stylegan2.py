@@ -315,16 +315,19 @@ class Discriminator(nn.Module):
         channel_multiplier / channels: widths, as for :class:`Generator`.
         mbstd_group_size: minibatch-stddev group size; 0 disables the layer.
         mbstd_num_features: channels appended by minibatch stddev.
+        condition_channels: channels of an image-like condition ``c`` concatenated to the
+            images (0: unconditional, rosinality's layout).
     """
 
     def __init__(self, size: int, channel_multiplier: int = 2,
                  channels: dict[int, int] | None = None, mbstd_group_size: int = 4,
-                 mbstd_num_features: int = 1, blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+                 mbstd_num_features: int = 1, blur_taps: Sequence[float] = BLUR_TAPS,
+                 condition_channels: int = 0) -> None:
         super().__init__()
-        self.size = size
+        self.size, self.condition_channels = size, condition_channels
         self.channels = channel_table(size, channel_multiplier, channels)
         self.mbstd_group_size, self.mbstd_num_features = mbstd_group_size, mbstd_num_features
-        self.from_rgb = ConvAct(3, self.channels[size], 1)
+        self.from_rgb = ConvAct(3 + condition_channels, self.channels[size], 1)
         resolutions = sorted(self.channels, reverse=True)[:-1]  # size ... 8
         self.blocks = nn.ModuleList(ResidualBlock(self.channels[r], self.channels[r // 2],
                                                   blur_taps) for r in resolutions)
@@ -334,10 +337,15 @@ class Discriminator(nn.Module):
         self.final_fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out_fc = EqualLinear(c4, 1)
 
-    def forward(self, images: torch.Tensor, return_features: bool = False):
-        """Logits ``N x 1``; with ``return_features`` also the output of from-RGB and of every
-        residual block (resolutions size, size/2, ..., 4)."""
-        x = self.from_rgb(images)
+    def forward(self, images: torch.Tensor, condition: torch.Tensor | None = None,
+                return_features: bool = False):
+        """Logits ``N x 1`` of ``D(images, condition)``; with ``return_features`` also the
+        output of from-RGB and of every residual block (resolutions size, size/2, ..., 4)."""
+        if (condition is None) != (self.condition_channels == 0):
+            raise ValueError(f"this discriminator takes a condition of "
+                             f"{self.condition_channels} channels; got "
+                             f"{'none' if condition is None else condition.shape[1]}")
+        x = self.from_rgb(images if condition is None else torch.cat([images, condition], 1))
         features = [x]
         for block in self.blocks:
             x = block(x)
