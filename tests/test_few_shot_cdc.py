@@ -240,3 +240,27 @@ def test_shipped_demo_source_is_a_slim_corrlab_stylegan2_the_demo_uses(tmp_path)
     assert torch.equal(FewShotCDC(str(tmp_path / "slim.ckpt"), num_anchors=2,
                                   patch_resolution=8).sample_source(2, seed=1),
                        full.sample(2, seed=1))
+
+
+def test_correspondence_report_on_a_short_demo_run(tmp_path, metric_env, capsys):
+    """The demo config on a tiny budget, then the report make cdc-demo prints: layout kept,
+    intra-cluster LPIPS of adapted and source samples against the run's k images, FIDs."""
+    import json
+
+    from experiments.cli import main as corrlab
+    from experiments.few_shot_cdc.correspondence import main as report
+    from tests.conftest import ROOT
+
+    config = ROOT / "experiments" / "few_shot_cdc" / "demo.yaml"
+    corrlab(["fit", "--config", str(config), "--model.init_args.max_kimg", "0.008",
+             "--runs_dir", str(tmp_path / "runs"), "--loggers", "[csv]",
+             "--trainer.enable_progress_bar", "false", "--version", "cdc"])
+    checkpoint = tmp_path / "runs" / "demo" / "cdc" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    report([str(checkpoint), "--samples", "12", "--fid-images", "12"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["kimg"] == pytest.approx(0.008)
+    assert 0 < result["intra_cluster_lpips_adapted"] < 1
+    assert 0 < result["intra_cluster_lpips_source"] < 1
+    assert -1 <= result["structure_similarity_to_source"] <= 1
+    assert result["fid_to_target_adapted"] > 0

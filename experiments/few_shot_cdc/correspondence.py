@@ -10,7 +10,10 @@ Per checkpoint it prints:
 - FID against held-out shapes & textures images of the target family (``rings``), for the
   adapted samples and for the source samples (lower: closer to the target textures). It needs
   Inception weights (see the README); without them that column is skipped. The target images
-  use the run's ``synthetic_texture_scale``, read from the ``config.yaml`` of the run folder.
+  use the run's ``synthetic_texture_scale``, read from the ``config.yaml`` of the run folder;
+- intra-cluster LPIPS (CDC, Sec. 4.2; higher: more diverse) of the adapted and of the source
+  samples against the run's k training images (its datamodule rebuilt from ``config.yaml``),
+  with AlexNet LPIPS on real weights.
 """
 
 from __future__ import annotations
@@ -72,23 +75,38 @@ def target_images(count: int, size: int, seed: int = TEST_SET_SEED_OFFSET,
                         for i in range(count)])
 
 
-def run_texture_scale(checkpoint: str | Path) -> float:
-    """``data.init_args.synthetic_texture_scale`` of the run that wrote ``checkpoint`` (its
-    folder's ``config.yaml``, as ``corrlab fit`` saves it); 1.0 when absent."""
+def run_data_options(checkpoint: str | Path) -> dict:
+    """``data.init_args`` of the run that wrote ``checkpoint`` (its folder's ``config.yaml``, as
+    ``corrlab fit`` saves it); empty when absent."""
     import yaml
 
     for folder in Path(checkpoint).resolve().parents[:2]:
         config = folder / "config.yaml"
         if config.is_file():
             data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
-            return float((data.get("init_args") or {}).get("synthetic_texture_scale", 1.0))
-    return 1.0
+            return dict(data.get("init_args") or {})
+    return {}
+
+
+def run_texture_scale(checkpoint: str | Path) -> float:
+    """The run's ``synthetic_texture_scale`` (1.0 when absent)."""
+    return float(run_data_options(checkpoint).get("synthetic_texture_scale", 1.0))
+
+
+def run_training_images(checkpoint: str | Path) -> torch.Tensor | None:
+    """The run's k training images (its FewShotDataModule rebuilt from ``config.yaml``)."""
+    from datamodules import FewShotDataModule
+
+    options = run_data_options(checkpoint)
+    return FewShotDataModule(**options).train_images() if options else None
 
 
 def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
     from callbacks.features import InceptionFeatures, fid_kid
     from callbacks.image_logging import images_to_uint8
+    from callbacks.lpips import intra_cluster_lpips
     from lightning_modules.few_shot_cdc import FewShotCDC
+    from lightning_modules.pretrained import LPIPS
     from lightning_modules.pretrained.inception import WeightsError, find_inception_weights
 
     module = FewShotCDC.load_from_checkpoint(checkpoint).eval()
@@ -98,6 +116,13 @@ def report(checkpoint: str, samples: int, fid_images: int, seed: int) -> dict:
               "use_patch_d": module.use_patch_d, "kimg": module.images_seen / 1000,
               "structure_similarity_to_source": float(structure_similarity(adapted,
                                                                            source).mean())}
+    training = run_training_images(checkpoint)
+    if training is not None:
+        lpips = LPIPS("alex")
+        for name, images in (("adapted", adapted), ("source", source)):
+            result[f"intra_cluster_lpips_{name}"] = intra_cluster_lpips(
+                images, training, lpips)["intra_cluster_lpips"]
+        result["lpips_weights_sha256"] = lpips.provenance["weights_sha256"]
     try:
         extractor = InceptionFeatures(find_inception_weights())
     except WeightsError as error:
