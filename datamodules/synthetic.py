@@ -1,6 +1,6 @@
 """"Shapes & textures": a built-in dataset with ground-truth structure and texture factors.
 
-An image is rendered from two independent seeds (DESIGN.md):
+An image is rendered from two independent seeds (docs/ARCHITECTURE.md, "Data"):
 
 * a **structure** seed fixes the layout: a background split in two regions by a line, and 1-3
   shapes (disc, rectangle, triangle, diamond) with position, size, aspect and rotation;

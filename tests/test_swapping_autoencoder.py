@@ -1,5 +1,6 @@
 """Swapping Autoencoder: official parameter counts and fixture parity, the loss weights, the D/G
-alternation, lazy R1, the odd-batch error, the DESIGN.md API, editing and the swap grid."""
+alternation, lazy R1, the odd-batch error, the encode/decode/swap API, editing and the swap
+grid."""
 
 from __future__ import annotations
 
