@@ -21,7 +21,7 @@ from torchvision.utils import make_grid
 
 from callbacks.fixed_samples import first_items
 from callbacks.image_logging import log_image, save_png, to_hwc_uint8
-from callbacks.schedule import KimgSchedule, kimg_of
+from callbacks.schedule import KimgSchedule, KimgScheduledCallback
 from lightning_modules.contracts import Visualizes, require
 
 
@@ -46,7 +46,7 @@ def image_table(columns: dict[str, torch.Tensor], padding: int = 2,
     return np.concatenate([np.asarray(header), grid], axis=0)
 
 
-class ImageTable(L.Callback):
+class ImageTable(KimgScheduledCallback):
     """Args:
         every_kimg: interval in thousands of images seen (None: start and end only).
         num_samples: rows (the first validation items).
@@ -63,21 +63,11 @@ class ImageTable(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         require(pl_module, Visualizes, "ImageTable")
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def prepare(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.batch = first_items(trainer, self.num_samples, "ImageTable")
-        self.schedule.restart(kimg_of(pl_module))
-        self.log_table(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(kimg_of(pl_module)):
-            self.log_table(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.log_table(trainer, pl_module)
 
     @torch.no_grad()
-    def log_table(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.batch is None or not trainer.is_global_zero:
             return
         was_training = pl_module.training

@@ -20,7 +20,7 @@ import torch
 
 from callbacks.fixed_samples import first_items
 from callbacks.metric_logging import log_provenance
-from callbacks.schedule import KimgSchedule, kimg_of
+from callbacks.schedule import KimgSchedule, KimgScheduledCallback, kimg_of
 from datamodules.keys import IMAGE
 from lightning_modules.contracts import EncodesDecodes, HasTrainImages, Samples, require
 from lightning_modules.pretrained.lpips import LPIPS
@@ -63,7 +63,7 @@ def intra_cluster_lpips(generated: torch.Tensor, training: torch.Tensor, lpips: 
             "per_cluster": per_cluster}
 
 
-class ReconstructionLPIPS(L.Callback):
+class ReconstructionLPIPS(KimgScheduledCallback):
     """``metrics/reconstruction_lpips``: mean LPIPS between validation images and
     ``decode(*encode(images))`` (Swapping Autoencoder, Sec. 4.1), each validation epoch (the
     first ``max_images`` images of the epoch, all ranks), and during training on the first
@@ -90,7 +90,7 @@ class ReconstructionLPIPS(L.Callback):
         pl_module.train(was_training)
         return self.lpips.to(images.device)(images, reconstructions).cpu()
 
-    def log_fixed(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """During training: the first ``max_images`` validation images, on rank 0."""
         if not trainer.is_global_zero:
             return
@@ -102,20 +102,6 @@ class ReconstructionLPIPS(L.Callback):
         log_provenance(trainer, "metrics/reconstruction_lpips",
                        {"value": value, "num_images": len(images), "kimg": kimg_of(pl_module),
                         "images": "first validation images", **self.lpips.provenance})
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.schedule.restart(kimg_of(pl_module))
-        if self.schedule.at_train_start:
-            self.log_fixed(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(kimg_of(pl_module)):
-            self.log_fixed(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.schedule.at_train_end:
-            self.log_fixed(trainer, pl_module)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._values, self._count = [], 0

@@ -8,6 +8,8 @@ later. ``at_train_start`` / ``at_train_end`` add the two ends of training.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 
 from lightning_modules.errors import ConfigError
@@ -40,3 +42,32 @@ class KimgSchedule:
             return False
         self.restart(kimg)
         return True
+
+
+class KimgScheduledCallback(L.Callback):
+    """A callback that runs :meth:`run` at the start of training, every ``every_kimg`` and at
+    the end, as its :attr:`schedule` says; :meth:`prepare` runs once before the first
+    :meth:`run` (fixed samples, references)."""
+
+    schedule: KimgSchedule
+
+    def prepare(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Called when training starts, before anything is run."""
+
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        raise NotImplementedError
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.prepare(trainer, pl_module)
+        self.schedule.restart(kimg_of(pl_module))
+        if self.schedule.at_train_start:
+            self.run(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.schedule.due(kimg_of(pl_module)):
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.schedule.at_train_end:
+            self.run(trainer, pl_module)

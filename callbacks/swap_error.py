@@ -5,13 +5,11 @@ on a fixed list of pairs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 import torch
 
 from callbacks.metric_logging import log_provenance
-from callbacks.schedule import KimgSchedule, kimg_of
+from callbacks.schedule import KimgSchedule, KimgScheduledCallback, kimg_of
 from datamodules.synthetic import TRAIN_FAMILIES, image_seeds, render
 from datamodules.transforms import to_image_tensor
 from lightning_modules.contracts import Swaps, require
@@ -32,7 +30,7 @@ def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
     return stack(structures), stack(textures), stack(truths)
 
 
-class GroundTruthSwapError(L.Callback):
+class GroundTruthSwapError(KimgScheduledCallback):
     """Logs ``swap/l1_to_true_swap`` (and ``swap/lpips_to_true_swap`` when ``lpips_net`` is
     set) at the start and end of training and every ``every_kimg``; ``history`` keeps
     ``(kimg, l1)``. Needs ``swap(structure, texture)``."""
@@ -85,17 +83,11 @@ class GroundTruthSwapError(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.schedule.restart(kimg_of(pl_module))
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.record(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(kimg_of(pl_module)):
-            self.record(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.record(trainer, pl_module)
+        super().on_train_end(trainer, pl_module)
         for label, history in (("L1", self.history), ("LPIPS", self.lpips_history)):
             if history:
                 first, last = history[0], history[-1]

@@ -10,7 +10,6 @@ The structure codes are also rendered as RGB through their 3 principal component
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -19,7 +18,7 @@ from torchvision.utils import make_grid
 
 from callbacks.fixed_samples import first_items
 from callbacks.image_logging import log_image, save_png, to_hwc_uint8
-from callbacks.schedule import KimgSchedule, kimg_of
+from callbacks.schedule import KimgSchedule, KimgScheduledCallback
 from datamodules.keys import IMAGE
 from lightning_modules.contracts import EncodesDecodes, Swaps, require
 from lightning_modules.errors import ConfigError
@@ -54,7 +53,7 @@ def structure_code_rgb(structure_code: torch.Tensor, size: tuple[int, int]) -> t
     return F.interpolate(rgb, size=size, mode="nearest")
 
 
-class SwapGrid(L.Callback):
+class SwapGrid(KimgScheduledCallback):
     """Args:
         every_kimg: interval in thousands of images seen (the module's ``images_seen``).
         num_images: N structure and N texture references (the first 2N validation images).
@@ -80,17 +79,10 @@ class SwapGrid(L.Callback):
         require(pl_module, Swaps, "SwapGrid")
         require(pl_module, EncodesDecodes, "SwapGrid")
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def prepare(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.references = self.reference_images(trainer)
-        self.schedule.restart(kimg_of(pl_module))
-        self.log_grid(trainer, pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(kimg_of(pl_module)):
-            self.log_grid(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.log_grid(trainer, pl_module)
 
     @torch.no_grad()
