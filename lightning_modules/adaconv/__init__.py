@@ -1,0 +1,5 @@
+"""AdaConv style transfer (Chandran et al., CVPR 2021) and its AdaIN baseline."""
+
+from lightning_modules.adaconv.module import AdaConvStyleTransfer, AdaINStyleTransfer
+
+__all__ = ["AdaConvStyleTransfer", "AdaINStyleTransfer"]
