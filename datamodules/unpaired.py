@@ -45,14 +45,19 @@ class UnpairedDataModule(ImageDataModule):
 
     Args:
         source: images of domain A (or the only domain).
-        source_b: images of domain B; when set, batches are ``{"a", "b"}``, else ``{"image"}``.
-            ``synthetic`` as domain B renders the held-out texture family.
+        source_b: images of domain B; when set, batches are ``{"a", "b"}``, else ``{"image"}``
+            (style transfer: ``a`` content, ``b`` style).
+        source_b_families: texture families of a ``synthetic`` domain B (default: the held-out
+            family; style transfer on shapes & textures uses the training families, drawn
+            from another dataset seed).
         **kwargs: see :class:`~datamodules.base.ImageDataModule`.
     """
 
-    def __init__(self, source: str = SYNTHETIC, source_b: str | None = None, **kwargs) -> None:
+    def __init__(self, source: str = SYNTHETIC, source_b: str | None = None,
+                 source_b_families: list[str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.source, self.source_b = source, source_b
+        self.source_b_families = tuple(source_b_families or (HELD_OUT_FAMILY,))
 
     def _domain(self, source: ImageSource, train: bool, limit: int | None = None
                 ) -> ImageDataset:
@@ -73,7 +78,7 @@ class UnpairedDataModule(ImageDataModule):
                              self.transform(train=False))
         if self.source_b is None:
             return train_a, val_a
-        source_b = self.open(self.source_b, families=(HELD_OUT_FAMILY,), seed_offset=1)
+        source_b = self.open(self.source_b, families=self.source_b_families, seed_offset=1)
         train_b = self._domain(source_b, train=True)
         val_b = ImageDataset(source_b, train_b.indices[:self.num_val_images],
                              self.transform(train=False))

@@ -126,6 +126,8 @@ COMMANDS = {
     "data": ("datamodules.convert", "convert image sets to zip / LMDB, or summarise one"),
     "fid": ("experiments.fid_cli", "FID (and KID) between two image sets, with provenance"),
     "lpips": ("experiments.lpips_cli", "LPIPS between two image sets paired by file name"),
+    "stylize": ("experiments.stylize_cli", "every content image in the style of every style "
+                "image (AdaConv / AdaIN)"),
 }
 TRAINER_COMMANDS = {"fit": "train a model (a LightningCLI config)",
                     "validate": "run the validation metrics of a checkpoint",

@@ -10,6 +10,7 @@ Modules:
 - :class:`GeneratesForMetrics` (FID, KID, SampleGrid): images comparable with the real set.
 - :class:`Swaps` (SwapFID, SwapGrid, GroundTruthSwapError): structure of one image in the texture
   of another (Swapping Autoencoder).
+- :class:`Stylizes` (GroundTruthStyleError): content in the style of another image.
 - :class:`EncodesDecodes` (ReconstructionLPIPS, SwapGrid): codes and images from codes.
 - :class:`Samples` (IntraClusterLPIPS): ``n`` images determined by ``seed``.
 - :class:`Visualizes` (ImageTable): named image columns for a batch (input | exemplar | warped |
@@ -40,6 +41,13 @@ class Swaps(Protocol):
              ) -> torch.Tensor:
         """Image i: the structure of ``structure_images[i]`` in the texture of
         ``texture_images[i]``."""
+
+
+@runtime_checkable
+class Stylizes(Protocol):
+    def stylize(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0
+                ) -> torch.Tensor:
+        """``content`` in the style of ``style`` (AdaConv, AdaIN)."""
 
 
 @runtime_checkable

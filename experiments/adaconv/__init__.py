@@ -1,0 +1,1 @@
+"""AdaConv / AdaIN demo report."""
