@@ -66,3 +66,36 @@ def test_adain_transfers_channel_statistics():
             x = content[b, c].flatten()
             expected = (x - x.mean()) / (x.var() + 1e-5).sqrt() * std + mean
             torch.testing.assert_close(out[b, c].flatten(), expected)
+
+
+def test_conv_factory_keeps_stylegan2_bitwise_and_builds_the_adaconv_generator():
+    from lightning_modules.layers.adaconv import StyleAdaConv, adaconv_factory
+    from lightning_modules.layers.stylegan2 import Generator, modulated_conv
+    from lightning_modules.stylegan2 import StyleGAN2, StyleGAN2AdaConv
+
+    channels = {4: 16, 8: 16, 16: 8}
+    torch.manual_seed(0)
+    default = Generator(16, style_dim=8, n_mlp=1, channels=channels)
+    torch.manual_seed(0)
+    explicit = Generator(16, style_dim=8, n_mlp=1, channels=channels, conv_factory=modulated_conv)
+    assert default.state_dict().keys() == explicit.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(),
+                                                 explicit.state_dict().values(), strict=True))
+    z = torch.randn(3, 8)
+    noise = [torch.randn(s) for s in default.noise_shapes(3)]
+    assert torch.equal(default(z, noise=noise), explicit(z, noise=noise))
+
+    adaconv = Generator(16, style_dim=8, n_mlp=1, channels=channels,
+                        conv_factory=adaconv_factory(style_channels=4, group_size=2))
+    convs = [conv.modconv for conv in adaconv.styled_convs]
+    assert all(isinstance(conv, StyleAdaConv) for conv in convs)
+    assert convs[1].adaconv.n_groups == 8  # 16 input channels, 2 per group
+    images = adaconv(z, noise=noise)
+    assert images.shape == (3, 3, 16, 16) and torch.isfinite(images).all()
+    images.sum().backward()
+    assert convs[0].to_style.weight.grad.abs().sum() > 0
+    tiny = dict(size=16, style_dim=8, n_mlp=1, channels=channels, mbstd_group_size=0)
+    module = StyleGAN2AdaConv(adaconv_style_channels=4, **tiny)
+    assert isinstance(module.generator.styled_convs[0].modconv, StyleAdaConv)
+    assert module.hparams.adaconv_style_channels == 4 and module.hparams.size == 16
+    assert not isinstance(StyleGAN2(**tiny).generator.styled_convs[0].modconv, StyleAdaConv)

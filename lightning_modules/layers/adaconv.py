@@ -112,3 +112,41 @@ class AdaConv2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         spatial, pointwise, bias = self.predictor(style)
         return self.conv(adaptive_conv(self.norm(x), spatial, pointwise, bias, self.n_groups))
+
+
+class StyleAdaConv(nn.Module):
+    """AdaConv driven by a 1-D style vector ``w`` (the StyleGAN2 variant, Sec. 4): a linear
+    map turns ``w`` into the style tensor ``W`` (``style_channels x k x k``), whose predicted
+    depthwise / pointwise kernels and biases act on the instance-normalised input, followed by
+    the layer's fixed conv; ``upsample`` doubles the resolution first (nearest neighbour).
+    ``forward(x, w)``, a drop-in for :class:`~lightning_modules.layers.modulation.
+    ModulatedConv2d` in a :class:`~lightning_modules.layers.stylegan2.StyledConv`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False, style_channels: int = 64, n_groups: int | None = None
+                 ) -> None:
+        super().__init__()
+        self.upsample, self.style_channels, self.kernel_size = upsample, style_channels, \
+            kernel_size
+        self.to_style = nn.Linear(style_dim, style_channels * kernel_size ** 2)
+        self.adaconv = AdaConv2d(in_channels, out_channels, style_channels,
+                                 n_groups or in_channels, kernel_size)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        k = self.kernel_size
+        style = self.to_style(w).reshape(-1, self.style_channels, k, k)
+        return self.adaconv(x, style)
+
+
+def adaconv_factory(style_channels: int = 64, group_size: int = 1):
+    """A :data:`~lightning_modules.layers.stylegan2.ConvFactory` of :class:`StyleAdaConv`:
+    ``n_groups = in_channels / group_size`` (1: depthwise, as the paper's finest scales)."""
+
+    def make(in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+             upsample: bool = False, blur_taps=None) -> StyleAdaConv:
+        return StyleAdaConv(in_channels, out_channels, kernel_size, style_dim, upsample,
+                            style_channels, max(1, in_channels // group_size))
+
+    return make

@@ -12,7 +12,7 @@ next index, w[2k+1].
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,8 +60,22 @@ class MappingNetwork(nn.Module):
         return w
 
 
+#: ``(in_channels, out_channels, kernel_size, style_dim, upsample, blur_taps)`` -> a module
+#: whose ``forward(x, w)`` is a style-driven convolution (the conv of a :class:`StyledConv`)
+ConvFactory = Callable[[int, int, int, int, bool, Sequence[float]], nn.Module]
+
+
+def modulated_conv(in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                   upsample: bool = False, blur_taps: Sequence[float] = BLUR_TAPS
+                   ) -> ModulatedConv2d:
+    """StyleGAN2's weight modulation and demodulation (the default factory)."""
+    return ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim,
+                           upsample=upsample, blur_taps=blur_taps)
+
+
 class StyledConv(nn.Module):
-    """Modulated 3x3 conv, per-pixel noise scaled by a learned strength, bias + leaky ReLU.
+    """Style-driven 3x3 conv (modulated by default, any :data:`ConvFactory`), per-pixel noise
+    scaled by a learned strength, bias + leaky ReLU.
 
     ``fixed_noise`` (only with a ``resolution``) is a constant noise map used with
     ``randomize_noise=False``. ``use_noise=False`` skips the noise (the strength parameter is
@@ -71,11 +85,16 @@ class StyledConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, style_dim: int,
                  resolution: int | None = None, upsample: bool = False,
                  blur_taps: Sequence[float] = BLUR_TAPS, use_noise: bool = True,
-                 style_on_input: bool = False) -> None:
+                 style_on_input: bool = False, conv_factory: ConvFactory | None = None
+                 ) -> None:
         super().__init__()
-        self.modconv = ModulatedConv2d(in_channels, out_channels, 3, style_dim,
-                                       upsample=upsample, blur_taps=blur_taps,
-                                       style_on_input=style_on_input)
+        if conv_factory is None:
+            self.modconv = ModulatedConv2d(in_channels, out_channels, 3, style_dim,
+                                           upsample=upsample, blur_taps=blur_taps,
+                                           style_on_input=style_on_input)
+        else:
+            self.modconv = conv_factory(in_channels, out_channels, 3, style_dim, upsample,
+                                        tuple(blur_taps))
         self.noise_strength = nn.Parameter(torch.zeros(1))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.use_noise = use_noise
@@ -117,14 +136,15 @@ class SynthesisBlock(nn.Module):
     """One resolution: (upsampling styled conv,) styled conv, to-RGB."""
 
     def __init__(self, in_channels: int, out_channels: int, style_dim: int, resolution: int,
-                 blur_taps: Sequence[float]) -> None:
+                 blur_taps: Sequence[float], conv_factory: ConvFactory | None = None) -> None:
         super().__init__()
         first = resolution == 4
         self.conv_up = None if first else StyledConv(in_channels, out_channels, style_dim,
                                                      resolution, upsample=True,
-                                                     blur_taps=blur_taps)
+                                                     blur_taps=blur_taps,
+                                                     conv_factory=conv_factory)
         self.conv = StyledConv(out_channels, out_channels, style_dim, resolution,
-                               blur_taps=blur_taps)
+                               blur_taps=blur_taps, conv_factory=conv_factory)
         self.to_rgb = ToRGB(out_channels, style_dim, upsample_skip=not first,
                             blur_taps=blur_taps)
 
@@ -144,11 +164,15 @@ class Generator(nn.Module):
         channels: explicit ``{resolution: channels}`` entries overriding the table.
         lr_mlp: learning-rate multiplier of the mapping network.
         blur_taps: FIR filter taps for up-sampling.
+        conv_factory: the styled convs' convolution (default: weight modulation,
+            :func:`modulated_conv`; AdaConv: :func:`lightning_modules.layers.adaconv.
+            adaconv_factory`). The to-RGB layers stay modulated.
     """
 
     def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8,
                  channel_multiplier: int = 2, channels: dict[int, int] | None = None,
-                 lr_mlp: float = 0.01, blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+                 lr_mlp: float = 0.01, blur_taps: Sequence[float] = BLUR_TAPS,
+                 conv_factory: ConvFactory | None = None) -> None:
         super().__init__()
         self.size, self.style_dim = size, style_dim
         self.channels = channel_table(size, channel_multiplier, channels)
@@ -157,7 +181,7 @@ class Generator(nn.Module):
         resolutions = sorted(self.channels)
         self.blocks = nn.ModuleList(
             SynthesisBlock(self.channels[max(4, r // 2)], self.channels[r], style_dim, r,
-                           tuple(blur_taps)) for r in resolutions)
+                           tuple(blur_taps), conv_factory) for r in resolutions)
         self.n_latent = 2 * len(resolutions)
 
     @property

@@ -1,5 +1,5 @@
-"""Unconditional StyleGAN2."""
+"""Unconditional StyleGAN2, and its AdaConv variant (Chandran et al. 2021, Sec. 4)."""
 
-from lightning_modules.stylegan2.module import StyleGAN2, sample_images
+from lightning_modules.stylegan2.module import StyleGAN2, StyleGAN2AdaConv, sample_images
 
-__all__ = ["StyleGAN2", "sample_images"]
+__all__ = ["StyleGAN2", "StyleGAN2AdaConv", "sample_images"]

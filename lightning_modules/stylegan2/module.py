@@ -13,7 +13,8 @@ import torch
 
 from datamodules.keys import IMAGE
 from lightning_modules.gan_module import GANModule, OptimizerSpec, Phase
-from lightning_modules.layers.stylegan2 import Discriminator, Generator
+from lightning_modules.layers.adaconv import adaconv_factory
+from lightning_modules.layers.stylegan2 import ConvFactory, Discriminator, Generator
 from lightning_modules.stylegan2.loss import StyleGAN2Loss
 
 
@@ -77,12 +78,17 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.generator = Generator(size, style_dim, n_mlp, channel_multiplier, channels)
+        self.generator = Generator(size, style_dim, n_mlp, channel_multiplier, channels,
+                                   conv_factory=self.conv_factory())
         self.discriminator = Discriminator(size, channel_multiplier, channels, mbstd_group_size)
         self.loss = StyleGAN2Loss(r1_gamma, pl_weight, pl_batch_shrink,
                                   style_mixing_prob=style_mixing_prob)
         self.lr, self.d_reg_every, self.g_reg_every = lr, d_reg_every, g_reg_every
         self.setup_ema()
+
+    def conv_factory(self) -> ConvFactory | None:
+        """The generator's styled-conv factory (None: StyleGAN2's weight modulation)."""
+        return None
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         g_interval = self.g_reg_every if self.loss.pl_weight > 0 else 0
@@ -105,3 +111,19 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
     def loss_G_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         return self.loss.g_reg(self.generator, batch[IMAGE].shape[0], self.draw,
                                self.draw_shared, gain)
+
+
+class StyleGAN2AdaConv(StyleGAN2):
+    """StyleGAN2 whose styled convs are AdaConv driven by w (Chandran et al. 2021, Sec. 4):
+    per layer, w -> style tensor ``W`` (``adaconv_style_channels x 3 x 3``) -> depthwise and
+    pointwise kernels and biases on the instance-normalised input, then the layer's fixed conv
+    (:class:`~lightning_modules.layers.adaconv.StyleAdaConv`). ``adaconv_group_size``: input
+    channels per group (1: depthwise). Everything else is :class:`StyleGAN2`'s."""
+
+    def __init__(self, adaconv_style_channels: int = 64, adaconv_group_size: int = 1,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+    def conv_factory(self) -> ConvFactory:
+        return adaconv_factory(self.hparams.adaconv_style_channels,
+                               self.hparams.adaconv_group_size)
