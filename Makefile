@@ -78,6 +78,8 @@ bench: venv
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/fid_speed.py --markdown runs/bench/fid_speed.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/lightning_overhead.py \
 		--markdown runs/bench/lightning_overhead.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/adaconv_iteration.py \
+		--markdown runs/bench/adaconv_iteration.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
 		--variants channels_last contiguous compiled $(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration.md

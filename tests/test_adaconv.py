@@ -3,6 +3,7 @@ from the two reference state dicts, stylize on odd sizes, the loss terms, one tr
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -158,3 +159,41 @@ def test_corrlab_stylize_writes_one_image_per_pair(tmp_path, capsys):
         main(["stylize", str(tmp_path / "content"), str(tmp_path / "style"),
               str(tmp_path / "out2"), "--ckpt", str(tmp_path / "content" / "content0.png")])
     assert exit_info.value.code == 2
+
+
+class _CopyModule(L.LightningModule):
+    """``stylize`` copies the content or the style image; validation runs the callbacks."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def stylize(self, content, style, alpha=1.0):
+        return content if self.mode == "content" else style
+
+    def validation_step(self, batch, batch_idx) -> None:
+        pass
+
+
+def test_artfid_combines_fid_and_content_lpips(metric_env, tmp_path):
+    from callbacks.style_metrics import ArtFID
+    from datamodules import UnpairedDataModule
+
+    data = UnpairedDataModule(source_b="synthetic", source_b_families=["stripes"],
+                              batch_size=4, crop_size=32, synthetic_images=8, num_workers=0,
+                              num_val_images=8)
+    results = {}
+    for mode in ("content", "style"):
+        callback = ArtFID(num_images=8, batch_size=4, kid=False, progress=False, verbose=False)
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[callback],
+                            default_root_dir=tmp_path)
+        trainer.validate(_CopyModule(mode), data)
+        results[mode] = callback.last
+    copy_content, copy_style = results["content"], results["style"]
+    assert copy_content["content_lpips"] == 0 and copy_content["style_moment_distance"] > 0
+    assert copy_content["artfid"] == pytest.approx(1 + copy_content["fid"])
+    assert copy_style["style_moment_distance"] == 0 and copy_style["content_lpips"] > 0
+    assert copy_style["artfid"] == pytest.approx((1 + copy_style["content_lpips"]) *
+                                                 (1 + copy_style["fid"]))
+    assert copy_style["fid"] < copy_content["fid"]  # the style images are the real set

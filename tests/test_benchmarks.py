@@ -54,3 +54,9 @@ def test_official_contender_gets_the_corrlab_modules_options():
         official_options({**hparams, "netD_max_channels": 32})
     with pytest.raises(ValueError, match="hard-codes"):
         official_options({**hparams, "patch_pair_widths": (64, 64, 32)})
+
+
+def test_adaconv_benchmark_contenders_compute_the_same_thing():
+    from experiments.benchmarks.adaconv_iteration import max_difference
+
+    assert max_difference(32, 2) < 1e-5
