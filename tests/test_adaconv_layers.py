@@ -5,20 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from experiments.benchmarks.adaconv_iteration import per_sample_adaptive_conv
 from lightning_modules.layers.adaconv import AdaConv2d, KernelPredictor, adain, adaptive_conv
-
-
-def loop_adaptive_conv(x, spatial, pointwise, bias, n_groups):
-    """The paper's description, one sample at a time: a grouped k x k conv with the sample's
-    depthwise kernels, then a grouped 1 x 1 conv with its pointwise kernels, plus its bias."""
-    outputs = []
-    for b in range(x.shape[0]):
-        padded = F.pad(x[b:b + 1], (spatial.shape[-1] // 2,) * 4, mode="reflect")
-        y = F.conv2d(padded, spatial[b], groups=n_groups)
-        outputs.append(F.conv2d(y, pointwise[b], bias[b], groups=n_groups))
-    return torch.cat(outputs)
 
 
 @pytest.mark.parametrize(("channels", "n_groups"), [(8, 8), (8, 2), (12, 3)])
@@ -32,7 +21,7 @@ def test_grouped_adaptive_conv_equals_the_per_sample_loop(channels, n_groups):
     assert pointwise.shape == (3, channels, channels // n_groups, 1, 1)
     assert bias.shape == (3, channels)
     grouped = adaptive_conv(x, spatial, pointwise, bias, n_groups)
-    looped = loop_adaptive_conv(x, spatial, pointwise, bias, n_groups)
+    looped = per_sample_adaptive_conv(x, spatial, pointwise, bias, n_groups)
     torch.testing.assert_close(grouped, looped)
     weights = torch.randn_like(grouped)
     grads = torch.autograd.grad((grouped * weights).sum(), [x, style], retain_graph=True)

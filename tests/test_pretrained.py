@@ -24,6 +24,7 @@ from lightning_modules.pretrained.weights import (
     hub_checkpoint_path,
     load_numpy_pickle,
 )
+from tests.reference_networks import adain_vgg
 
 
 @pytest.fixture(scope="module")
@@ -100,24 +101,6 @@ def test_taps_stop_at_the_deepest_and_pass_gradients_to_the_input(images):
 
 
 # --- real weights against direct networks ----------------------------------------------------
-
-def adain_vgg(state: dict[str, torch.Tensor], through: int) -> nn.Sequential:
-    """The AdaIN encoder (naoto0804/pytorch-AdaIN layout) as a plain Sequential up to module
-    ``through``: 1x1 conv, then per conv reflection pad + 3x3 conv + ReLU, ceil-mode pools."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
-    widths = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512]
-    channels = 3
-    for width in widths:
-        if width == "M":
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-        else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, width, 3), nn.ReLU()]
-            channels = width
-    network = nn.Sequential(*layers)
-    network.load_state_dict(state)
-    return network[:through + 1].eval()
-
 
 def test_caffe_vgg19_relu4_1_equals_the_adain_encoder_built_from_the_file(images):
     network = vgg19()
