@@ -52,6 +52,8 @@ class SeededDataset(Dataset):
             item, seed = key
             self.reseed(seed)
             return self.get(item)
+        if not hasattr(self, "rng"):  # indexed before any loader or worker seeded it
+            self.reseed(0)
         return self.get(key)
 
 
