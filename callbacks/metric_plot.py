@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +13,8 @@ import numpy as np
 from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.image_logging import log_image
+
+log = logging.getLogger(__name__)
 
 
 def read_metrics(path: Path) -> dict[str, list[tuple[float, float]]]:
@@ -89,8 +92,12 @@ class MetricPlot(L.Callback):
         metrics_file = Path(logger.log_dir) / "metrics.csv"
         if not metrics_file.is_file():
             return
-        self.path = plot_metrics(read_metrics(metrics_file), Path(logger.log_dir) /
-                                 self.filename, self.patterns)
+        try:
+            self.path = plot_metrics(read_metrics(metrics_file), Path(logger.log_dir) /
+                                     self.filename, self.patterns)
+        except ValueError as error:  # never fail a finished run (or its final checkpoint)
+            log.warning("MetricPlot: %s; no plot written (set `patterns`).", error)
+            return
         from PIL import Image
 
         log_image(trainer, "losses", np.asarray(Image.open(self.path).convert("RGB")))

@@ -61,3 +61,21 @@ def test_image_table_logs_one_row_per_sample(tmp_path: Path):
 def test_image_table_needs_visualize():
     with pytest.raises(TypeError, match=r"TinyTranslator.visualize\(\)"):
         ImageTable().setup(None, TinyTranslator(), "fit")
+
+
+def test_metric_plot_never_fails_a_finished_run(tmp_path: Path, caplog):
+    from callbacks import KimgCheckpoint, MetricPlot
+    from datamodules import UnpairedDataModule
+
+    for patterns, plotted in ((("nothing/*",), False), (("main/*",), True)):
+        plot = MetricPlot(patterns=patterns)
+        trainer = L.Trainer(accelerator="cpu", max_epochs=-1, logger=CSVLogger(tmp_path),
+                            callbacks=[plot, KimgCheckpoint(every_kimg=1.0)],
+                            enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, log_every_n_steps=1)
+        trainer.fit(TinyTranslator(max_kimg=0.008),
+                    UnpairedDataModule(batch_size=4, crop_size=8, synthetic_images=8,
+                                       num_workers=0))
+        assert (plot.path is not None) == plotted
+        assert (Path(trainer.loggers[0].log_dir) / "checkpoints" / "last.ckpt").is_file()
+    assert "no plot written" in caplog.text
