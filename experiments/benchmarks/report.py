@@ -15,11 +15,24 @@ import torch
 MALLOC_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s, from /proc/cpuinfo), or the platform's processor."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def environment() -> str:
-    """Machine, cores, torch version and threads, and the glibc allocator variables set."""
+    """CPU model, machine, cores, torch version and threads, and the glibc allocator variables
+    set."""
     malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
-    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, allocator env: {malloc or 'default'}")
+    return (f"CPU: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads, allocator env: "
+            f"{malloc or 'default'}")
 
 
 def emit(lines: list[str], markdown: str | Path | None) -> None:
