@@ -21,8 +21,11 @@ def test_multiscale_patch_discriminator_outputs_every_feature_per_scale():
                                                             (2, 8, 9, 9)]
     assert all(scale[-1].shape[1] == 1 for scale in outputs)
     assert [s[1].shape[1] for s in outputs] == [16] * 3 and outputs[0][2].shape[1] == 32
-    assert all(hasattr(m, "weight_orig") for m in d.modules()
-               if isinstance(m, torch.nn.Conv2d) and m.out_channels != 1)  # spectral norm
+    convs = [m for m in d.scales[0].modules() if isinstance(m, torch.nn.Conv2d)]
+    # spectral norm on the normalised convs, not on the first and last (SPADE, CoCosNet);
+    # no bias before instance norm
+    assert [hasattr(m, "weight_orig") for m in convs] == [False, True, True, False]
+    assert [m.bias is not None for m in convs] == [True, False, False, True]
     other = d(images.flip(0), condition)
     loss = d_hinge_loss(outputs, other) + g_hinge_loss(other) + \
         feature_matching_loss(other, outputs)

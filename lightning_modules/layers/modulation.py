@@ -5,7 +5,8 @@
 * :class:`AdaIN` - adaptive instance normalisation (Huang & Belongie 2017, Eq. 8).
 * :class:`FiLM` - feature-wise affine modulation (Perez et al. 2018, Eq. 1-2).
 * :class:`SFT` - spatial feature transform (Wang et al. 2018, Eq. 3).
-* :class:`SPADE` - spatially-adaptive normalisation (Park et al. 2019, Eq. 1).
+* :class:`SPADE` - spatially-adaptive normalisation (Park et al. 2019, Eq. 1), with positional
+  normalisation (:func:`positional_norm`, Li et al. 2019) as CoCosNet uses it.
 """
 
 from __future__ import annotations
@@ -172,23 +173,45 @@ class SFT(nn.Module):
         return gamma * x + beta
 
 
+def positional_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Positional normalisation (PONO, Li et al. 2019): every position's features minus their
+    mean over channels, divided by ``sqrt(unbiased variance over channels + eps)`` (CoCosNet's
+    parameter-free norm inside SPADE)."""
+    return (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + eps).sqrt()
+
+
+class PositionalNorm2d(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return positional_norm(x)
+
+
+SPADE_NORMS = ("instance", "batch", "positional")
+
+
 class SPADE(nn.Module):
     """``SPADE(x, m) = norm(x) * (1 + gamma(m)) + beta(m)``: parameter-free normalisation
-    (``batch`` or ``instance``) modulated per pixel by maps predicted from the segmentation ``m``
-    (nearest-resized to ``x``) through a shared conv + ReLU trunk."""
+    (``instance``, ``batch`` or ``positional``, the latter CoCosNet's PONO) modulated per pixel
+    by maps predicted from the segmentation ``m`` (nearest-resized to ``x``) through a shared
+    conv + ReLU trunk; ``padding_mode="reflect"`` pads the 3x3 convs by reflection (CoCosNet)."""
 
     def __init__(self, channels: int, label_channels: int, hidden: int = 128,
-                 norm: str = "instance") -> None:
+                 norm: str = "instance", padding_mode: str = "zeros") -> None:
         super().__init__()
         if norm == "instance":
             self.norm: nn.Module = nn.InstanceNorm2d(channels, affine=False)
         elif norm == "batch":
             self.norm = nn.BatchNorm2d(channels, affine=False)
+        elif norm == "positional":
+            self.norm = PositionalNorm2d()
         else:
-            raise ValueError(f"norm must be 'instance' or 'batch', got '{norm}'")
-        self.shared = nn.Sequential(nn.Conv2d(label_channels, hidden, 3, padding=1), nn.ReLU())
-        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
-        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+            raise ValueError(f"norm must be one of {SPADE_NORMS}, got '{norm}'")
+
+        def conv(cin: int, cout: int) -> nn.Conv2d:
+            return nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode)
+
+        self.shared = nn.Sequential(conv(label_channels, hidden), nn.ReLU())
+        self.gamma = conv(hidden, channels)
+        self.beta = conv(hidden, channels)
 
     def modulation(self, segmentation: torch.Tensor, size: tuple[int, int]
                    ) -> tuple[torch.Tensor, torch.Tensor]:
