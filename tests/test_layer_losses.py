@@ -118,11 +118,14 @@ def test_perceptual_gram_and_style_moment_losses_against_loops():
         pytest.approx(sum(per_layer) / 2, rel=1e-10)
 
 
-@pytest.mark.parametrize("centering", ["position", "channel", None])
-def test_contextual_loss_against_a_loop(centering):
+@pytest.mark.parametrize("centering, match, eps", [("position", "target", 1e-5),
+                                                   ("channel", "target", 1e-5),
+                                                   (None, "target", 1e-5),
+                                                   ("position", "output", 1e-3)])
+def test_contextual_loss_against_a_loop(centering, match, eps):
     output, target = rand(2, 3, 2, 3, seed=1), rand(2, 3, 2, 3, seed=2)
     bandwidth = 0.5
-    value = contextual_loss(output, target, bandwidth, centering)
+    value = contextual_loss(output, target, bandwidth, centering, match, eps)
     for b in range(2):
         x = output[b].reshape(3, -1).T.tolist()  # positions x channels
         y = target[b].reshape(3, -1).T.tolist()
@@ -137,10 +140,13 @@ def test_contextual_loss_against_a_loop(centering):
         norm = lambda row: [v / math.sqrt(sum(u * u for u in row)) for v in row]
         x, y = [norm(r) for r in x], [norm(r) for r in y]
         d = [[1 - sum(a * c for a, c in zip(xi, yj, strict=True)) for yj in y] for xi in x]
-        rel = [[dij / (min(row) + 1e-5) for dij in row] for row in d]
+        rel = [[dij / (min(row) + eps) for dij in row] for row in d]
         w = [[math.exp((1 - r) / bandwidth) for r in row] for row in rel]
         a = [[wij / sum(row) for wij in row] for row in w]
-        cx = mean(max(a[i][j] for i in range(len(x))) for j in range(len(y)))
+        if match == "target":   # every target feature's best output feature
+            cx = mean(max(a[i][j] for i in range(len(x))) for j in range(len(y)))
+        else:                   # every output feature's best target feature (CoCosNet)
+            cx = mean(max(a[i][j] for j in range(len(y))) for i in range(len(x)))
         assert float(value[b]) == pytest.approx(-math.log(cx), rel=1e-9)
     assert float(contextual_loss(target, target, 0.1).max()) < float(value.min())
 

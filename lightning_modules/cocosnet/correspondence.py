@@ -205,6 +205,23 @@ class CorrespondenceNet(nn.Module):
         f = self.features(exemplar, semantics, exemplar_semantics)
         return f["query"].transpose(1, 2) @ f["key"] / self.temperature
 
+    @torch.no_grad()
+    def best_match_field(self, exemplar: torch.Tensor, semantics: torch.Tensor,
+                         exemplar_semantics: torch.Tensor, chunk_size: int = 4096
+                         ) -> torch.Tensor:
+        """``B x 2 x H x W``: for every input pixel, the exemplar pixel (x, y) at the centre of
+        the cell its cell matches best (arg-max of ``M``, computed in chunks of rows)."""
+        f = self.features(exemplar, semantics, exemplar_semantics)
+        batch, height, width = exemplar.shape[0], *exemplar.shape[2:]
+        side_h, side_w, d = height // self.down, width // self.down, self.down
+        best = torch.cat([(f["query"][:, :, start:start + chunk_size].transpose(1, 2)
+                           @ f["key"]).argmax(dim=2)
+                          for start in range(0, f["query"].shape[2], chunk_size)], dim=1)
+        xs = (best % side_w).float() * d + (d - 1) / 2
+        ys = torch.div(best, side_w, rounding_mode="floor").float() * d + (d - 1) / 2
+        field = torch.stack([xs, ys], dim=1).reshape(batch, 2, side_h, side_w)
+        return F.interpolate(field, scale_factor=d, mode="nearest")
+
     def forward(self, exemplar: torch.Tensor, semantics: torch.Tensor,
                 exemplar_semantics: torch.Tensor, real_image: torch.Tensor | None = None,
                 cycle: bool = False) -> dict[str, Any]:

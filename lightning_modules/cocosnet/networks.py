@@ -25,7 +25,7 @@ ATTENTION_BEFORE = 5
 
 class TranslationGenerator(nn.Module):
     """``G(condition)`` -> image; ``condition`` is ``[warped exemplar, one-hot input]``
-    (``3 + semantic_channels``), whose size is the output size (a multiple of 32).
+    (``3 + semantic_channels``), whose size is the output size (multiples of 32, at least 64).
 
     Args:
         condition_channels: channels of the condition.
@@ -48,8 +48,9 @@ class TranslationGenerator(nn.Module):
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
         height, width = condition.shape[2:]
-        if height % 32 or width % 32:
-            raise ValueError(f"the generator needs sizes that are multiples of 32, got "
+        if height % 32 or width % 32 or min(height, width) < 64:
+            raise ValueError(f"the generator needs sides that are multiples of 32 and at least "
+                             f"64 (it starts at 1/32 with reflection padding), got "
                              f"{height} x {width}")
         x = self.stem(F.interpolate(condition, size=(height // 32, width // 32),
                                     mode="nearest"))

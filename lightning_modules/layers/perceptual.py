@@ -76,17 +76,22 @@ def gram_loss(output: Features, style: Features, layer_weights: Mapping[str, flo
 
 
 def contextual_loss(output: torch.Tensor, target: torch.Tensor, bandwidth: float = 0.1,
-                    centering: str | None = "position") -> torch.Tensor:
+                    centering: str | None = "position", match: str = "target",
+                    eps: float = 1e-5) -> torch.Tensor:
     """Contextual loss (Mechrez et al. 2018) of ``B x C x H x W`` features, per sample.
 
     1. centre both feature sets by the target's mean: over channels at each position
        (``"position"``, CoCosNet's choice) or over positions for each channel (``"channel"``,
        the paper's), or not at all (None);
     2. cosine distances ``d_ij`` between every output position i and target position j;
-    3. relative distances ``d_ij / (min_k d_ik + 1e-5)``;
+    3. relative distances ``d_ij / (min_k d_ik + eps)``;
     4. affinities ``w_ij = exp((1 - d~_ij) / bandwidth)``, normalised over j;
-    5. ``CX = mean_j max_i A_ij``; the loss is ``-log CX``.
+    5. ``match="target"`` (the paper): ``CX = mean_j max_i A_ij``, every target feature finds
+       an output feature; ``match="output"`` (CoCosNet's ``ContextualLoss_forward``, with
+       ``eps=1e-3``): ``CX = mean_i max_j A_ij``. The loss is ``-log CX``.
     Returns a ``B`` vector."""
+    if match not in ("target", "output"):
+        raise ValueError(f"match must be 'target' or 'output', got '{match}'")
     if centering == "position":
         mean = target.mean(dim=1, keepdim=True)
     elif centering == "channel":
@@ -99,9 +104,10 @@ def contextual_loss(output: torch.Tensor, target: torch.Tensor, bandwidth: float
     output = F.normalize(output.flatten(2), dim=1, eps=1e-10)   # B x C x N
     target = F.normalize(target.flatten(2), dim=1, eps=1e-10)
     distances = 1 - output.transpose(1, 2) @ target            # B x N_out x N_target
-    relative = distances / (distances.min(dim=2, keepdim=True).values + 1e-5)
+    relative = distances / (distances.min(dim=2, keepdim=True).values + eps)
     affinity = torch.softmax((1 - relative) / bandwidth, dim=2)
-    return -torch.log(affinity.max(dim=1).values.mean(dim=1))
+    best = affinity.max(dim=1 if match == "target" else 2).values
+    return -torch.log(best.mean(dim=1))
 
 
 class PerceptualLoss(nn.Module):

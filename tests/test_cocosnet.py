@@ -1,0 +1,225 @@
+"""CoCosNet: memory-efficient correspondence equals the dense one (values and gradients), every
+loss term against a direct computation, the arg-max correspondence field, the module's
+training step, and exemplar data that resumes where an uninterrupted run would be."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, EXEMPLAR_IS_SELF, LABEL_ONEHOT, TARGET
+from datamodules.paired import PairedDataModule
+from lightning_modules.cocosnet import CoCosNet, CorrespondenceNet, warp_by_similarity
+from lightning_modules.cocosnet.losses import (
+    CONTEXTUAL_LAYERS,
+    FEATURE_MATCHING_LAYERS,
+    exemplar_contextual_loss,
+    self_reference_weights,
+    vgg_feature_matching,
+    warped_mask_loss,
+)
+from lightning_modules.layers.perceptual import contextual_loss
+
+
+def unit_features(batch: int, channels: int, positions: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, channels, positions, generator=generator, dtype=torch.float64)
+    return (x / x.norm(dim=1, keepdim=True)).requires_grad_()
+
+
+@pytest.mark.parametrize("memory", ["sdpa", "chunked"])
+def test_memory_efficient_warp_equals_dense_values_and_gradients(memory):
+    query, key = unit_features(2, 12, 50, 0), unit_features(2, 12, 40, 1)
+    values = torch.randn(2, 40, 5, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 50, 5, dtype=torch.float64)
+    results = {}
+    for kind in ("dense", memory):
+        out = warp_by_similarity(query, key, values, 0.01, kind, chunk_size=16)
+        grads = torch.autograd.grad((out * upstream).sum(), [query, key, values])
+        results[kind] = (out, *grads)
+    for dense, efficient in zip(results["dense"], results[memory], strict=True):
+        torch.testing.assert_close(efficient, dense, rtol=1e-5, atol=1e-5)
+
+
+def test_correspondence_network_same_with_every_warp_memory():
+    torch.manual_seed(0)
+    # eval: spectral norm's power iteration would change the weights between the calls;
+    # float64: logits / 0.01 amplify float32 rounding in the gradients of the deep layers
+    net = CorrespondenceNet(5, ngf=4, spade_hidden=8, inter_channels=16).eval().double()
+    exemplar = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    labels = F.one_hot(torch.randint(0, 5, (2, 32, 32)), 5).permute(0, 3, 1, 2).double()
+    outputs, grads = {}, {}
+    for memory in ("dense", "sdpa", "chunked"):
+        net.warp_memory, net.chunk_size = memory, 20
+        net.zero_grad()
+        out = net(exemplar, labels, labels.flip(0), cycle=True)
+        (out["warped_exemplar"].square().sum() + out["warped_exemplar_label"].sum()
+         + out["warp_cycle"].abs().sum()).backward()
+        outputs[memory] = out
+        grads[memory] = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+    for memory in ("sdpa", "chunked"):
+        for key in ("warped_exemplar", "warped_exemplar_label", "warp_cycle"):
+            torch.testing.assert_close(outputs[memory][key], outputs["dense"][key],
+                                       rtol=1e-5, atol=1e-5)
+        for ours, dense in zip(grads[memory], grads["dense"], strict=True):
+            torch.testing.assert_close(ours, dense, rtol=1e-5, atol=1e-5)
+
+
+def test_best_match_field_finds_a_known_permutation():
+    net = CorrespondenceNet(3, ngf=2, spade_hidden=4, inter_channels=8)
+    side, down = 4, net.down
+    permutation = torch.randperm(side * side, generator=torch.Generator().manual_seed(3))
+    codes = torch.eye(side * side)[None]                     # 1 x N x N: one code per cell
+    net.features = lambda *args: {"query": codes[:, :, permutation], "key": codes}
+    field = net.best_match_field(torch.zeros(1, 3, side * down, side * down), None, None)
+    cell_y, cell_x = divmod(int(permutation[5]), side)       # input cell 5 = (row 1, col 1)
+    pixel = field[0, :, 1 * down + 2, 1 * down + 3]          # a pixel inside that cell
+    assert pixel.tolist() == [cell_x * down + (down - 1) / 2, cell_y * down + (down - 1) / 2]
+
+
+def test_loss_terms_against_direct_computations():
+    generator = torch.Generator().manual_seed(0)
+    fake = {layer: torch.randn(3, 4, 6, 6, generator=generator)
+            for layer in FEATURE_MATCHING_LAYERS}
+    real = {layer: torch.randn(3, 4, 6, 6, generator=generator)
+            for layer in FEATURE_MATCHING_LAYERS}
+    is_self = torch.tensor([True, False, True])
+    weights = self_reference_weights(is_self)
+    assert weights.flatten().tolist() == pytest.approx([1 / (2 + 1e-5), 0, 1 / (2 + 1e-5)])
+    direct = sum(w * sum(float((fake[tap][b] - real[tap][b]).abs().sum()) * float(is_self[b])
+                         / (2 + 1e-5) for b in range(3)) / fake[tap].numel()
+                 for tap, w in FEATURE_MATCHING_LAYERS.items())
+    assert float(vgg_feature_matching(fake, real, weights)) == pytest.approx(direct, rel=1e-5)
+    # the contextual term is the weighted sum of CoCosNet's "forward" contextual losses
+    direct = 0.0
+    for layer, (weight, pool) in CONTEXTUAL_LAYERS.items():
+        out, tgt = fake[layer], real[layer]
+        if pool > 1:
+            out, tgt = F.avg_pool2d(out, pool), F.avg_pool2d(tgt, pool)
+        direct += weight * float(contextual_loss(out, tgt, 0.1, "position", "output",
+                                                 1e-3).mean())
+    assert float(exemplar_contextual_loss(fake, real)) == pytest.approx(direct, rel=1e-6)
+
+
+def test_warped_mask_loss_against_a_loop():
+    generator = torch.Generator().manual_seed(1)
+    classes = 5
+    probabilities = torch.softmax(torch.randn(2, classes, 4, 4, generator=generator), dim=1)
+    label = torch.randint(0, classes, (2, 16, 16), generator=generator)
+    exemplar_label = torch.randint(1, 3, (2, 16, 16), generator=generator)  # classes 1, 2
+    total = weight_sum = 0.0
+    for b in range(2):
+        present = set(exemplar_label[b, ::4, ::4].flatten().tolist())
+        for y in range(4):
+            for x in range(4):
+                c = int(label[b, 4 * y, 4 * x])   # nearest: the top-left pixel of the cell
+                if c != 0 and c in present:
+                    total += -math.log(float(probabilities[b, c, y, x]) + 1e-10)
+                    weight_sum += 1
+    expected = total / (weight_sum + 1e-5)
+    assert float(warped_mask_loss(probabilities, label, exemplar_label)) == \
+        pytest.approx(expected, rel=1e-5)
+
+
+def synthetic_exemplar_data(batch: int = 2, workers: int = 0, **options) -> PairedDataModule:
+    return PairedDataModule(source="synthetic", exemplar=options.pop("exemplar", "self"),
+                            crop_size=options.pop("crop_size", 64), batch_size=batch,
+                            num_workers=workers,
+                            synthetic_images=options.pop("images", 16), **options)
+
+
+def tiny_cocosnet(channels: int, **options) -> CoCosNet:
+    return CoCosNet(label_nc=channels, ngf=4, ndf=8, spade_hidden=8, max_kimg=1, **options)
+
+
+def test_generator_terms_match_a_direct_computation_and_training_steps():
+    torch.manual_seed(0)
+    data = synthetic_exemplar_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    model = tiny_cocosnet(batch[LABEL_ONEHOT].shape[1], warp_cycle_weight=1.0,
+                          warp_self_weight=100.0)
+    model.eval()  # no spectral-norm power iteration: every forward sees the same weights
+    terms = {name: value.detach() for name, value in model.loss_G_main(batch, 1.0).items()}
+    assert set(terms) == {"gan", "d_feature_matching", "vgg_feature_matching", "perceptual",
+                          "contextual", "domain_alignment", "warped_mask", "warp_cycle",
+                          "warp_self"}
+    # recompute a few terms from the networks directly
+    semantics, exemplar_semantics = model.semantic_inputs(batch)
+    with torch.no_grad():
+        out = model.translate(semantics, batch[EXEMPLAR], exemplar_semantics, batch[TARGET],
+                              cycle=True)
+        logits = [scale[-1] for scale in model.discriminator(out["output"], semantics)]
+        real = model.vgg(batch[TARGET], ["relu5_2"])["relu5_2"]
+        fake = model.vgg(out["output"], ["relu5_2"])["relu5_2"]
+    assert float(terms["gan"]) == pytest.approx(
+        10 * float(sum(-x.mean() for x in logits) / len(logits)), rel=1e-4)
+    assert float(terms["perceptual"]) == pytest.approx(
+        0.01 * float(((fake - real) ** 2).mean()), rel=1e-4)
+    assert float(terms["domain_alignment"]) == pytest.approx(
+        10 * float((out["semantic_features"] - out["real_features"]).abs().mean()), rel=1e-4)
+    assert float(terms["warp_cycle"]) == pytest.approx(
+        float((out["warp_cycle"] - F.avg_pool2d(batch[EXEMPLAR], 4)).abs().mean()), rel=1e-4)
+    is_self = batch[EXEMPLAR_IS_SELF].float()
+    per_sample = (out["warped_exemplar"] - batch[TARGET]).abs().flatten(1).mean(1)
+    # official: mean over every element of |warp - y| * s_b, so 1 / B of the weighted sum
+    assert float(terms["warp_self"]) == pytest.approx(
+        100 * float((per_sample * is_self).sum() / (is_self.sum() + 1e-5)) / len(is_self),
+        rel=1e-4)
+    # one optimisation step of each phase changes its own networks only
+    model.train()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizers = {"generator": torch.optim.SGD(
+        [*model.correspondence.parameters(), *model.generator.parameters()], lr=0.1),
+        "discriminator": torch.optim.SGD(model.discriminator.parameters(), lr=0.1)}
+    for phase, network in (("G_main", "generator"), ("D_main", "discriminator")):
+        optimizers[network].zero_grad()
+        loss = sum(getattr(model, f"loss_{phase}")(batch, 1.0).values())
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizers[network].step()
+    changed = {name.split(".")[0] for name, p in model.named_parameters()
+               if not torch.equal(p, before[name])}
+    assert changed == {"correspondence", "generator", "discriminator"}
+
+
+def test_missing_label_maps_are_a_clear_error():
+    model = tiny_cocosnet(4)
+    with pytest.raises(Exception, match="needs label maps"):
+        model.semantic_inputs({TARGET: torch.zeros(1, 3, 32, 32)})
+    with pytest.raises(ValueError, match="multiples of 32 and at least 64"):
+        model.generator(torch.zeros(1, 7, 32, 32))
+
+
+def test_exemplar_batches_resume_where_an_uninterrupted_run_would_be():
+    """Exemplar choice (retrieved or self), its warp, flow and truth depend only on (seed,
+    epoch, position): a loader resumed at iteration k (another worker count) reads the same."""
+    options = {"exemplar": "retrieval", "exemplar_real_prob": 0.5, "exemplar_top_k": 3}
+    straight = synthetic_exemplar_data(crop_size=32, **options)
+    straight.setup("fit")
+    loader = straight.train_dataloader()
+    batches = list(itertools.islice(iter_epochs(loader), len(loader) + 3))
+    assert {bool(v) for b in batches for v in b[EXEMPLAR_IS_SELF]} == {True, False}
+    resume_at = len(loader) + 1   # part-way through the second epoch
+    resumed = synthetic_exemplar_data(workers=1, crop_size=32, **options)
+    resumed.setup("fit")
+    resumed.trainer = SimpleNamespace(lightning_module=SimpleNamespace(iteration=resume_at))
+    again = next(iter(resumed.train_dataloader()))
+    for key, value in batches[resume_at].items():
+        torch.testing.assert_close(again[key], value, equal_nan=True, msg=key)
+    flows = torch.cat([b[EXEMPLAR_FLOW] for b in batches])
+    is_self = torch.cat([b[EXEMPLAR_IS_SELF] for b in batches])
+    assert torch.isfinite(flows[is_self]).any() and torch.isnan(flows[~is_self]).all()
+
+
+def iter_epochs(loader):
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
