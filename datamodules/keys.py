@@ -9,7 +9,8 @@ Every datamodule documents which keys its batches hold:
 - ``label``: the input's label map, ``H x W`` int64 class indices (never normalised; resized
   with nearest neighbour); ``label_onehot``: ``C x H x W`` float one-hot of it.
 - ``exemplar`` / ``exemplar_label``: the exemplar image a translation takes its appearance from
-  (CoCosNet), and its label map.
+  (CoCosNet), and its label map; ``exemplar_input``: the exemplar's own image-like input (edges,
+  pose) where the inputs are images, with the exemplar's geometry.
 - ``truth``: the correct output where the data knows it (shapes & textures): for exemplar data
   ``render(layout of the input, texture of the exemplar)``.
 - ``exemplar_flow``: for exemplars that are a known warp of the target, the true
@@ -21,7 +22,7 @@ IMAGE = "image"
 A, B = "a", "b"
 INPUT, TARGET = "input", "target"
 LABEL, LABEL_ONEHOT = "label", "label_onehot"
-EXEMPLAR, EXEMPLAR_LABEL = "exemplar", "exemplar_label"
+EXEMPLAR, EXEMPLAR_LABEL, EXEMPLAR_INPUT = "exemplar", "exemplar_label", "exemplar_input"
 TRUTH = "truth"
 EXEMPLAR_FLOW = "exemplar_flow"
 EXEMPLAR_IS_SELF = "exemplar_is_self"

@@ -25,6 +25,7 @@ from datamodules.exemplars import (
 from datamodules.keys import (
     EXEMPLAR,
     EXEMPLAR_FLOW,
+    EXEMPLAR_INPUT,
     EXEMPLAR_IS_SELF,
     EXEMPLAR_LABEL,
     INPUT,
@@ -188,15 +189,21 @@ class PairedDataset(SeededDataset):
             sample = {EXEMPLAR: to_image_tensor(warp(out["image"], matrix)),
                       EXEMPLAR_FLOW: flow_of(matrix, size),
                       EXEMPLAR_IS_SELF: torch.tensor(True)}
+            if INPUT in out and not self.synthetic:
+                sample[EXEMPLAR_INPUT] = to_image_tensor(warp(out[INPUT], matrix))
             if "mask" in out:
                 sample[EXEMPLAR_LABEL] = torch.from_numpy(
                     warp(np.ascontiguousarray(out["mask"]), matrix, labels=True)).long()
         else:
-            _, image, labels = self.load_pair(other)
+            other_input, image, labels = self.load_pair(other)
             geometry = {"image": image, **({"mask": labels} if labels is not None else {})}
+            if other_input is not None and not self.synthetic:
+                geometry[INPUT] = other_input
             moved = self.transforms[1](**geometry)
             sample = {EXEMPLAR: to_image_tensor(moved["image"]), EXEMPLAR_FLOW: no_flow(size),
                       EXEMPLAR_IS_SELF: torch.tensor(False)}
+            if INPUT in moved:
+                sample[EXEMPLAR_INPUT] = to_image_tensor(moved[INPUT])
             if labels is not None:
                 sample[EXEMPLAR_LABEL] = torch.from_numpy(
                     np.ascontiguousarray(moved["mask"])).long()
@@ -212,7 +219,8 @@ class PairedDataModule(ImageDataModule):
     """Paired data. Batches: ``target``, and ``input`` (an image-like condition: image, edges,
     pose map, colour-coded label map) unless the inputs are label maps; with label maps
     ``label`` and ``label_onehot``; with exemplars ``exemplar``, ``exemplar_flow``,
-    ``exemplar_is_self`` (and ``exemplar_label`` with label maps); on ``synthetic`` data
+    ``exemplar_is_self`` (and ``exemplar_label`` with label maps, ``exemplar_input`` with
+    image-like inputs such as edges or pose); on ``synthetic`` data
     ``truth``. Keys: :mod:`datamodules.keys`.
 
     Args:
@@ -338,11 +346,12 @@ class PairedDataModule(ImageDataModule):
                               self.direction, labels)
         self.check_labels(train)
         exemplars = self.exemplar_spec(train)
+        exemplar_extra = {"additional_targets": {INPUT: "image"}, "normalize": False}
         train = PairedDataset(inputs, targets, pairs, self.transform(True, **extra),
                               self.direction, labels, exemplars,
-                              self.transform(True, normalize=False))
+                              self.transform(True, **exemplar_extra))
         val = PairedDataset(inputs, targets, pairs, self.transform(False, **extra),
                             self.direction, labels, exemplars,
-                            self.transform(False, normalize=False),
+                            self.transform(False, **exemplar_extra),
                             limit=self.num_val_images)
         return train, val

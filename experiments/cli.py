@@ -1,6 +1,6 @@
 """The ``corrlab`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with
 corrlab's run layout and default loggers, plus corrlab's own commands (:data:`COMMANDS`:
-``data``, ``fid``, ``lpips``). ``corrlab --help`` lists them all."""
+``data``, ``fid``, ``lpips``, ``stylize``, ``exemplars``). ``corrlab --help`` lists them all."""
 
 from __future__ import annotations
 
@@ -128,6 +128,8 @@ COMMANDS = {
     "lpips": ("experiments.lpips_cli", "LPIPS between two image sets paired by file name"),
     "stylize": ("experiments.stylize_cli", "every content image in the style of every style "
                 "image (AdaConv / AdaIN)"),
+    "exemplars": ("experiments.exemplars_cli", "write an exemplar list (VGG retrieval, top-k "
+                  "cosine) for exemplar-based translation (CoCosNet)"),
 }
 TRAINER_COMMANDS = {"fit": "train a model (a LightningCLI config)",
                     "validate": "run the validation metrics of a checkpoint",

@@ -13,8 +13,9 @@ Modules:
 - :class:`Stylizes` (GroundTruthStyleError): content in the style of another image.
 - :class:`EncodesDecodes` (ReconstructionLPIPS, SwapGrid): codes and images from codes.
 - :class:`Samples` (IntraClusterLPIPS): ``n`` images determined by ``seed``.
-- :class:`Visualizes` (ImageTable): named image columns for a batch (input | exemplar | warped |
-  output | truth).
+- :class:`Visualizes` (ImageTable, GroundTruthExemplarError): named image columns for a batch
+  (input | exemplar | warped_exemplar | output | truth).
+- :class:`Corresponds` (GroundTruthExemplarError): the dense exemplar correspondence of a batch.
 
 Datamodules:
 
@@ -70,6 +71,12 @@ class Visualizes(Protocol):
     def visualize(self, batch: Any) -> dict[str, torch.Tensor]:
         """Column name -> ``B x 3 x H x W`` images for the samples of ``batch``, in display
         order (e.g. input, exemplar, warped, output, truth)."""
+
+
+@runtime_checkable
+class Corresponds(Protocol):
+    def correspondence_field(self, batch: Any) -> torch.Tensor:
+        """``B x 2 x H x W``: the exemplar pixel (x, y) each input pixel is matched to."""
 
 
 @runtime_checkable

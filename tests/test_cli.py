@@ -214,7 +214,8 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
-    for command in ("fit", "validate", "test", "predict", "fid", "lpips", "data"):
+    for command in ("fit", "validate", "test", "predict", "fid", "lpips", "data", "stylize",
+                    "exemplars"):
         assert f"\n  {command} " in listed, command
 
 
@@ -311,3 +312,54 @@ def test_corrlab_fid_no_cache_leaves_no_temporary_folder(tmp_path: Path, metric_
     assert exit_info.value.code == 0
     assert json.loads(capsys.readouterr().out)["num_a"] == 3
     assert list(scratch.iterdir()) == []
+
+
+def test_corrlab_exemplars_writes_a_retrieval_list(tmp_path: Path, capsys):
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # images 2k and 2k+1 are identical
+        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        for name in (f"{2 * i}.png", f"{2 * i + 1}.png"):
+            Image.fromarray(image).save(folder / name)
+    out = tmp_path / "train_ref.txt"
+    args = ["exemplars", str(folder), "--out", str(out), "--top-k", "2", "--crop-size", "32",
+            "--cache-dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    lines = [line.split() for line in out.read_text().splitlines()]
+    assert len(lines) == 6 and all(len(words) == 3 for words in lines)
+    for name, first, second in lines:  # the twin first, never the image itself
+        assert int(Path(first).stem) == int(Path(name).stem) ^ 1 and name not in (first, second)
+    # the written list is what PairedDataModule(exemplar: list) reads
+    from datamodules.exemplars import read_exemplar_list
+
+    names = sorted(p.name for p in folder.iterdir())
+    assert sorted(read_exemplar_list(out, names)) == list(range(6))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args[:-4], "--top-k", "0"])
+    assert exit_info.value.code == 2 and "--top-k" in capsys.readouterr().err
+
+
+def test_cocosnet_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
+    config = tiny_budget_copy(ROOT / "experiments" / "cocosnet" / "demo.yaml", tmp_path,
+                              GroundTruthExemplarError={"num_pairs": 4},
+                              ImageTable={"num_samples": 2})
+    result = run_corrlab(["fit", "--config", str(config), "--experiment", "cocosnet_demo",
+                          "--version", "demo", "--model.init_args.max_kimg", "0.008",
+                          "--data.init_args.synthetic_images", "24",
+                          "--trainer.enable_progress_bar", "false", "--loggers", "[csv]"],
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "cocosnet_demo" / "demo"
+    tables = sorted((run_dir / "image_tables").glob("*.png"))
+    assert len(tables) == 2  # at the start and at the end
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    report = subprocess.run([sys.executable, "-m", "experiments.cocosnet.report",
+                             "runs/cocosnet_demo/demo"], cwd=tmp_path,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                            text=True, check=True).stdout
+    for row in ("output L1 to the truth", "warped exemplar LPIPS to the truth",
+                "correspondence end-point error (px)"):
+        assert row in report, report

@@ -12,7 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, EXEMPLAR_IS_SELF, LABEL_ONEHOT, TARGET
+from datamodules.keys import (
+    EXEMPLAR,
+    EXEMPLAR_FLOW,
+    EXEMPLAR_INPUT,
+    EXEMPLAR_IS_SELF,
+    LABEL_ONEHOT,
+    TARGET,
+)
 from datamodules.paired import PairedDataModule
 from lightning_modules.cocosnet import CoCosNet, CorrespondenceNet, warp_by_similarity
 from lightning_modules.cocosnet.losses import (
@@ -143,12 +150,12 @@ def test_generator_terms_match_a_direct_computation_and_training_steps():
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     model = tiny_cocosnet(batch[LABEL_ONEHOT].shape[1], warp_cycle_weight=1.0,
-                          warp_self_weight=100.0)
+                          warp_self_weight=100.0, reconstruction_weight=3.0)
     model.eval()  # no spectral-norm power iteration: every forward sees the same weights
     terms = {name: value.detach() for name, value in model.loss_G_main(batch, 1.0).items()}
     assert set(terms) == {"gan", "d_feature_matching", "vgg_feature_matching", "perceptual",
                           "contextual", "domain_alignment", "warped_mask", "warp_cycle",
-                          "warp_self"}
+                          "warp_self", "reconstruction"}
     # recompute a few terms from the networks directly
     semantics, exemplar_semantics = model.semantic_inputs(batch)
     with torch.no_grad():
@@ -171,6 +178,10 @@ def test_generator_terms_match_a_direct_computation_and_training_steps():
     assert float(terms["warp_self"]) == pytest.approx(
         100 * float((per_sample * is_self).sum() / (is_self.sum() + 1e-5)) / len(is_self),
         rel=1e-4)
+    per_sample = (out["output"] - batch[TARGET]).abs().flatten(1).mean(1)
+    assert float(terms["reconstruction"]) == pytest.approx(
+        3 * float((per_sample * is_self).sum() / (is_self.sum() + 1e-5)) / len(is_self),
+        rel=1e-4)
     # one optimisation step of each phase changes its own networks only
     model.train()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -190,10 +201,39 @@ def test_generator_terms_match_a_direct_computation_and_training_steps():
 
 def test_missing_label_maps_are_a_clear_error():
     model = tiny_cocosnet(4)
-    with pytest.raises(Exception, match="needs label maps"):
+    with pytest.raises(Exception, match="needs label maps for the input and the exemplar"):
         model.semantic_inputs({TARGET: torch.zeros(1, 3, 32, 32)})
     with pytest.raises(ValueError, match="multiples of 32 and at least 64"):
         model.generator(torch.zeros(1, 7, 32, 32))
+    with pytest.raises(Exception, match="either label_nc .* or input_nc"):
+        CoCosNet(label_nc=4, input_nc=3)
+    with pytest.raises(Exception, match="mask_weight > 0 needs label maps"):
+        CoCosNet(input_nc=3)
+
+
+def test_image_like_inputs_train_with_their_exemplar_inputs(tmp_path):
+    """Edges / pose as images: the exemplar comes with its own input map, under the same
+    geometry as the exemplar (self-reference: the same warp)."""
+    import numpy as np
+    from PIL import Image
+
+    inputs, targets = tmp_path / "edges", tmp_path / "images"
+    inputs.mkdir()
+    targets.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(image).save(targets / f"{i}.png")
+        Image.fromarray(255 - image).save(inputs / f"{i}.png")   # input = inverted image
+    data = PairedDataModule(str(inputs), target_source=str(targets), exemplar="self",
+                            crop_size=64, batch_size=2, num_workers=0)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    # the exemplar input is the exemplar's own input: the inverted exemplar (up to resampling)
+    assert (batch[EXEMPLAR_INPUT] + batch[EXEMPLAR]).abs().mean() < 0.02
+    model = CoCosNet(input_nc=3, ngf=4, ndf=8, spade_hidden=8, mask_weight=0.0, max_kimg=1)
+    terms = model.loss_G_main(batch, 1.0)
+    assert "warped_mask" not in terms and torch.isfinite(sum(terms.values()))
 
 
 def test_exemplar_batches_resume_where_an_uninterrupted_run_would_be():
@@ -223,3 +263,47 @@ def iter_epochs(loader):
         loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
+
+
+def test_official_initialisation():
+    torch.manual_seed(0)
+    model = tiny_cocosnet(4)
+    stem = model.generator.stem.weight
+    fan_in, fan_out = stem.shape[1] * 9, stem.shape[0] * 9
+    expected_std = 0.02 * math.sqrt(2 / (fan_in + fan_out))   # Xavier normal, gain 0.02
+    assert float(stem.std()) == pytest.approx(expected_std, rel=0.1)
+    assert float(model.correspondence.query.bias.abs().max()) == 0
+    spectral = model.generator.blocks[0].conv_0.weight_orig
+    assert float(spectral.std()) < 0.01                       # the stored weight, not a copy
+    default = CoCosNet(label_nc=4, ngf=4, ndf=8, spade_hidden=8, init_gain=None)
+    assert float(default.generator.stem.weight.std()) > 10 * expected_std
+
+
+def test_ground_truth_exemplar_error_scores_a_perfect_model_perfectly():
+    """A stand-in module that returns the truth and the true correspondence scores 0 error and
+    every pixel within 1 px; the trivial answers get their own, non-zero, figures."""
+    from callbacks.exemplar_error import GroundTruthExemplarError, end_point_errors
+
+    field = torch.zeros(1, 2, 2, 2)
+    flow = torch.full((1, 2, 2, 2), float("nan"))
+    flow[..., 0, :] = 0.0
+    flow[:, 0, 0, 0] = 3.0
+    flow[:, 1, 0, 0] = 4.0
+    assert end_point_errors(field, flow).tolist() == [5.0, 0.0]   # unknown pixels left out
+
+    data = synthetic_exemplar_data(crop_size=32, images=8)
+
+    class Perfect(torch.nn.Module):
+        device = torch.device("cpu")
+
+        def visualize(self, batch):
+            return {"output": batch["truth"], "warped_exemplar": batch["truth"]}
+
+        def correspondence_field(self, batch):
+            return batch[EXEMPLAR_FLOW].nan_to_num()
+
+    callback = GroundTruthExemplarError(num_pairs=4, lpips_net=None)
+    values = callback.measure(SimpleNamespace(datamodule=data), Perfect())
+    assert values["exemplar/l1_to_truth"] == 0 and values["exemplar/epe"] == 0
+    assert values["exemplar/within_1px"] == 1 and values["exemplar/epe_identity"] > 1
+    assert values["exemplar/l1_exemplar_to_truth"] > 0

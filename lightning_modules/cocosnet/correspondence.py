@@ -7,9 +7,9 @@ every position is a ``match_kernel`` x ``match_kernel`` patch of them, centred (
 L2-normalised, and the correlation ``M(u, v)`` is their cosine similarity (Eq. 3). The exemplar
 is warped by ``softmax_v(M(u, v) / tau)`` (Eq. 4, tau = 0.01), at 1/4 resolution and then
 up-sampled. The warp is an attention of queries over exemplar positions, so it is computed
-either densely (the official way: an ``N x N`` matrix, ``N = HW / 16``) or with
-``F.scaled_dot_product_attention`` / a chunked softmax that never holds the whole matrix
-(:func:`warp_by_similarity`); all give the same values and gradients.
+densely (the official way: an ``N x N`` matrix, ``N = HW / 16``), with
+``F.scaled_dot_product_attention``, or in checkpointed chunks of rows that never hold the whole
+matrix (:func:`warp_by_similarity`); all give the same values and gradients.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torch.utils.checkpoint import checkpoint
 
 from lightning_modules.layers.spade import SPADEResBlock, maybe_spectral
 
-#: how the warp is computed: the whole similarity matrix, PyTorch's fused attention, or
-#: checkpointed chunks of query rows
+#: how the warp is computed: the whole similarity matrix, PyTorch's attention function, or
+#: checkpointed chunks of query rows (the memory-efficient one)
 WARP_MEMORY = ("dense", "sdpa", "chunked")
 FLOAT_EPS = sys.float_info.epsilon
 
@@ -50,9 +50,11 @@ def warp_by_similarity(query: torch.Tensor, key: torch.Tensor, values: torch.Ten
                        ) -> torch.Tensor:
     """``softmax(query^T key / temperature) @ values`` for ``B x D x N`` queries, ``B x D x M``
     keys and ``B x M x V`` values -> ``B x N x V``. ``memory``: ``dense`` holds the ``N x M``
-    matrix (and autograd keeps it), ``sdpa`` uses ``F.scaled_dot_product_attention``,
-    ``chunked`` computes ``chunk_size`` query rows at a time and recomputes them in the
-    backward pass (memory ``chunk_size x M``)."""
+    matrix (and autograd keeps it); ``chunked`` computes ``chunk_size`` query rows at a time
+    and recomputes them in the backward pass (memory ``chunk_size x M``: the memory-efficient
+    choice); ``sdpa`` calls ``F.scaled_dot_product_attention``, which saves memory only where
+    a fused kernel takes the head dimension (``256 x match_kernel^2`` here: on the CPU it falls
+    back to the dense computation)."""
     if memory == "dense":
         return torch.softmax(query.transpose(1, 2) @ key / temperature, dim=-1) @ values
     if memory == "sdpa":
@@ -156,7 +158,7 @@ class CorrespondenceNet(nn.Module):
     """
 
     def __init__(self, semantic_channels: int, ngf: int = 64, adaptor_kernel: int = 3,
-                 match_kernel: int = 3, use_coordconv: bool = True, maskmix: bool = True,
+                 match_kernel: int = 3, use_coordconv: bool = False, maskmix: bool = True,
                  pono_c: bool = True, temperature: float = 0.01, down: int = 4,
                  warp_bilinear: bool = False, warp_patch: bool = False,
                  inter_channels: int = 256, spade_hidden: int = 128,

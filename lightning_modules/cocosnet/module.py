@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from datamodules.keys import (
     EXEMPLAR,
+    EXEMPLAR_INPUT,
     EXEMPLAR_IS_SELF,
     EXEMPLAR_LABEL,
     INPUT,
@@ -55,11 +56,26 @@ from lightning_modules.pretrained import vgg19
 PERCEPTUAL_LAYERS = {"5_2": "relu5_2", "4_2": "relu4_2"}
 
 
+def official_init(network: torch.nn.Module, gain: float = 0.02) -> None:
+    """The official ``init_weights('xavier', 0.02)``: every conv / linear weight (the
+    spectral-normed ones' ``weight_orig``) Xavier-normal with ``gain``, every bias 0; other
+    parameters (attention gains, PReLU slopes) keep their construction values."""
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            weight = getattr(module, "weight_orig", None)
+            torch.nn.init.xavier_normal_(module.weight if weight is None else weight, gain)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+
+
 class CoCosNet(GANModule):
     """CoCosNet; official option names in brackets.
 
     Args:
         label_nc / contain_dontcare_label: classes of the label maps (+1 "don't care").
+        input_nc: instead of label maps, image-like inputs (edges, pose maps) of this many
+            channels (the data's ``input`` and ``exemplar_input``; CelebA-HQ edges,
+            DeepFashion); the warped-mask loss then needs label maps and must be off.
         ngf / ndf: generator and adaptor / discriminator widths.
         num_D / n_layers_D: discriminator scales and layers.
         use_attention: self-attention in G (at 1/2 resolution) and D.
@@ -67,23 +83,31 @@ class CoCosNet(GANModule):
             warp_patch / spade_hidden: see :class:`~lightning_modules.cocosnet.correspondence.
             CorrespondenceNet` ([PONO_C]); ``warp_stride`` 4 or 2 (correspondence at 1/4 or
             1/2 resolution).
-        warp_memory: ``dense`` (official), ``sdpa`` or ``chunked``: same values and gradients,
-            memory linear in the number of positions for the latter two.
+        warp_memory: ``dense`` (official), ``chunked`` (memory linear in the number of
+            positions) or ``sdpa``: same values and gradients.
         gan_weight [weight_gan], d_feature_weight [lambda_feat], vgg_weight [lambda_vgg],
         fm_ratio, perceptual_weight [weight_perceptual], perceptual_layer [which_perceptual:
         5_2 or 4_2], contextual_weight [ctx_w], domain_alignment_weight [novgg_featpair],
         mask_weight [weight_mask], warp_cycle_weight [warp_cycle_w], warp_self_weight
         [warp_self_w]: the loss weights (module docstring).
+        reconstruction_weight: not in the official code (0 there): L1 between the output and
+            the ground truth on self-reference samples, weighted like the VGG feature matching;
+            the shapes & textures demo uses it to get a generator within its minutes-long
+            budget (without it the generator's output stays flat for the first thousands of
+            iterations).
         lr: base rate; TTUR as the official code: G and correspondence lr/2 with Adam eps
             1e-3, D 2 lr, betas (0, 0.9); ``decay_kimg``: linear decay to 0 over the last
             ``decay_kimg`` of ``max_kimg`` (official: the second half).
+        init_gain: the official initialisation's Xavier gain (``init_variance`` 0.02); None
+            keeps PyTorch's default initialisation.
         vgg_weights_path: the Caffe VGG-19 (default: the one lookup).
     """
 
-    def __init__(self, label_nc: int, contain_dontcare_label: bool = False, ngf: int = 64,
+    def __init__(self, label_nc: int = 0, contain_dontcare_label: bool = False,
+                 input_nc: int = 0, ngf: int = 64,
                  ndf: int = 64, num_D: int = 2, n_layers_D: int = 4,  # noqa: N803
                  use_attention: bool = True, adaptor_kernel: int = 3, match_kernel: int = 3,
-                 use_coordconv: bool = True, maskmix: bool = True, pono_c: bool = True,
+                 use_coordconv: bool = False, maskmix: bool = True, pono_c: bool = True,
                  warp_bilinear: bool = False, warp_patch: bool = False, warp_stride: int = 4,
                  warp_memory: str = "dense", spade_hidden: int = 128,
                  gan_weight: float = 10.0, d_feature_weight: float = 10.0,
@@ -91,8 +115,10 @@ class CoCosNet(GANModule):
                  perceptual_weight: float = 0.01, perceptual_layer: str = "5_2",
                  contextual_weight: float = 1.0, domain_alignment_weight: float = 10.0,
                  mask_weight: float = 100.0, warp_cycle_weight: float = 0.0,
-                 warp_self_weight: float = 0.0, lr: float = 2e-4,
-                 decay_kimg: float | None = None, vgg_weights_path: str | None = None,
+                 warp_self_weight: float = 0.0, reconstruction_weight: float = 0.0,
+                 lr: float = 2e-4,
+                 decay_kimg: float | None = None, init_gain: float | None = 0.02,
+                 vgg_weights_path: str | None = None,
                  max_kimg: float | None = None, ema_half_life_kimg: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg, **kwargs)
@@ -102,7 +128,13 @@ class CoCosNet(GANModule):
                               f"got '{perceptual_layer}'")
         if warp_stride not in (2, 4):
             raise ConfigError(f"warp_stride must be 4 or 2, got {warp_stride}")
-        self.semantic_channels = label_nc + int(contain_dontcare_label)
+        if (label_nc > 0) == (input_nc > 0):
+            raise ConfigError("give either label_nc (label-map inputs) or input_nc (image-like "
+                              f"inputs), not {'both' if label_nc else 'neither'}")
+        if input_nc and mask_weight > 0:
+            raise ConfigError("mask_weight > 0 needs label maps (label_nc); set mask_weight: 0 "
+                              "for image-like inputs (the official warp_mask_losstype none)")
+        self.semantic_channels = label_nc + int(contain_dontcare_label) if label_nc else input_nc
         self.correspondence = CorrespondenceNet(
             self.semantic_channels, ngf, adaptor_kernel, match_kernel, use_coordconv, maskmix,
             pono_c, 0.01, warp_stride, warp_bilinear, warp_patch, spade_hidden=spade_hidden,
@@ -111,6 +143,9 @@ class CoCosNet(GANModule):
                                               spade_hidden)
         self.discriminator = cocosnet_discriminator(self.semantic_channels, ndf, num_D,
                                                     n_layers_D, use_attention)
+        if init_gain is not None:
+            for network in (self.correspondence, self.generator, self.discriminator):
+                official_init(network, init_gain)
         object.__setattr__(self, "_vgg", vgg19("caffe", vgg_weights_path))  # not checkpointed
         self._fake_for_d: torch.Tensor | None = None
 
@@ -125,16 +160,27 @@ class CoCosNet(GANModule):
         return F.one_hot(labels.long(), self.semantic_channels).permute(0, 3, 1, 2).float()
 
     def semantic_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(one-hot input, one-hot exemplar label map)."""
-        if LABEL_ONEHOT not in batch or EXEMPLAR_LABEL not in batch:
-            raise ConfigError("CoCosNet needs label maps for the input and the exemplar: a "
-                              "PairedDataModule with label_nc (or synthetic data) and an "
-                              "exemplar mode")
-        semantics = batch[LABEL_ONEHOT]
+        """(semantic input, the exemplar's): one-hot label maps, or with ``input_nc`` the
+        image-like inputs themselves."""
+        if self.hparams.input_nc:
+            if INPUT not in batch or EXEMPLAR_INPUT not in batch:
+                raise ConfigError("CoCosNet with input_nc needs image-like inputs for the "
+                                  "input and the exemplar: a PairedDataModule with image inputs "
+                                  "and an exemplar mode")
+            semantics, exemplar_semantics = batch[INPUT], batch[EXEMPLAR_INPUT]
+            what = "input_nc"
+        else:
+            if LABEL_ONEHOT not in batch or EXEMPLAR_LABEL not in batch:
+                raise ConfigError("CoCosNet with label_nc needs label maps for the input and "
+                                  "the exemplar: a PairedDataModule with label_nc (or synthetic "
+                                  "data) and an exemplar mode")
+            semantics = batch[LABEL_ONEHOT]
+            exemplar_semantics = self.one_hot(batch[EXEMPLAR_LABEL])
+            what = "label_nc + contain_dontcare_label"
         if semantics.shape[1] != self.semantic_channels:
-            raise ConfigError(f"the data has {semantics.shape[1]} label channels, the model "
-                              f"{self.semantic_channels} (label_nc + contain_dontcare_label)")
-        return semantics, self.one_hot(batch[EXEMPLAR_LABEL])
+            raise ConfigError(f"the data has {semantics.shape[1]} input channels, the model "
+                              f"{self.semantic_channels} ({what})")
+        return semantics, exemplar_semantics
 
     # -- the networks --------------------------------------------------------------------------
     def translate(self, semantics: torch.Tensor, exemplar: torch.Tensor,
@@ -194,6 +240,9 @@ class CoCosNet(GANModule):
         if hp.warp_cycle_weight > 0:
             pooled = F.avg_pool2d(exemplar, self.correspondence.down)
             terms["warp_cycle"] = hp.warp_cycle_weight * F.l1_loss(out["warp_cycle"], pooled)
+        if hp.reconstruction_weight > 0:
+            terms["reconstruction"] = hp.reconstruction_weight * weighted_l1(output, target,
+                                                                             weights)
         if hp.warp_self_weight > 0:
             terms["warp_self"] = hp.warp_self_weight * weighted_l1(out["warped_exemplar"],
                                                                    target, weights)
@@ -220,7 +269,7 @@ class CoCosNet(GANModule):
         (:class:`~lightning_modules.contracts.Visualizes`)."""
         semantics, exemplar_semantics = self.semantic_inputs(batch)
         out = self.translate(semantics, batch[EXEMPLAR], exemplar_semantics)
-        columns = {"input": batch.get(INPUT, semantics[:, :3] * 2 - 1),
+        columns = {"input": batch[INPUT] if INPUT in batch else semantics[:, :3] * 2 - 1,
                    "exemplar": batch[EXEMPLAR], "warped_exemplar": out["warped_exemplar"],
                    "output": out["output"], "target": batch[TARGET]}
         if TRUTH in batch:

@@ -137,11 +137,21 @@ def load_official(folder: str | Path, epoch: str = "latest", discriminator: bool
     opt_file = folder / "opt.txt"
     if not opt_file.is_file():
         raise CheckpointError(f"{opt_file}: missing; the options of the checkpoint are needed")
-    options = read_options(opt_file)
-    _check_supported(options, opt_file)
+    states = {"G": _load(folder / f"{epoch}_net_G.pth"),
+              "Corr": _load(folder / f"{epoch}_net_Corr.pth")}
+    if discriminator:
+        states["D"] = _load(folder / f"{epoch}_net_D.pth")
+    return from_official_states(read_options(opt_file), states, str(folder))
+
+
+def from_official_states(options: dict[str, object], states: dict[str, dict],
+                         where: str = "official options") -> OfficialCoCosNet:
+    """corrlab's networks holding the official state dicts ``states`` (``G``, ``Corr`` and
+    optionally ``D``) built with ``options`` (``opt.txt`` values or ``vars(opt)``)."""
+    _check_supported(options, Path(where))
     semantic = semantic_channels(options)
-    g_state = translate(_load(folder / f"{epoch}_net_G.pth"), "G")
-    corr_state = translate(_load(folder / f"{epoch}_net_Corr.pth"), "Corr")
+    g_state = translate(states["G"], "G")
+    corr_state = translate(states["Corr"], "Corr")
     spade_hidden = g_state["blocks.0.norm_0.shared.0.weight"].shape[0]
     ngf = g_state["to_image.weight"].shape[1]
     corr_ngf = corr_state["semantic_adaptor.encoder.0.0.weight_orig"].shape[0]
@@ -149,14 +159,13 @@ def load_official(folder: str | Path, epoch: str = "latest", discriminator: bool
     extra = (3 if options.get("use_coordconv") else 0) + (semantic if options.get("maskmix")
                                                            else 0)
     if shared_width != 4 * corr_ngf + extra:
-        raise CheckpointError(f"{folder}: the correspondence's shared blocks are "
+        raise CheckpointError(f"{where}: the correspondence's shared blocks are "
                               f"{shared_width} wide, not 4 * {corr_ngf} + {extra}")
     down = 2 if int(options.get("warp_stride", 4)) == 2 else 4
     norm_g = str(options.get("norm_G", "spectralspadesyncbatch3x3"))
     norm = ("positional" if options.get("PONO")
             else _SPADE_NORMS[re.fullmatch(r"(spectral)?spade(\w+?)3x3", norm_g).group(2)])
     spectral_g = norm_g.startswith("spectral")
-    spectral_e = str(options.get("norm_E", "spectralinstance")).startswith("spectral")
     generator = TranslationGenerator(3 + semantic, ngf, bool(options.get("use_attention")),
                                      spade_hidden, norm, spectral_g)
     correspondence = CorrespondenceNet(
@@ -166,12 +175,12 @@ def load_official(folder: str | Path, epoch: str = "latest", discriminator: bool
         bool(options.get("warp_bilinear")), bool(options.get("warp_patch")),
         corr_state["query.weight"].shape[0],
         corr_state["semantic_adaptor.blocks.0.norm_0.shared.0.weight"].shape[0], norm,
-        spectral_e)
+        spectral_g)
     generator.load_state_dict(g_state)
     correspondence.load_state_dict(corr_state)
     d = None
-    if discriminator:
-        d_state = translate(_load(folder / f"{epoch}_net_D.pth"), "D")
+    if "D" in states:
+        d_state = translate(states["D"], "D")
         for key in [k for k in d_state if re.fullmatch(r"scales\.\d+\.layers\.0\.0\.weight", k)]:
             weight = d_state[key]
             d_state[key] = torch.cat([weight[:, semantic:], weight[:, :semantic]], dim=1)

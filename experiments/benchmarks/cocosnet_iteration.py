@@ -1,0 +1,230 @@
+"""CoCosNet: one training iteration of corrlab against the official code (microsoft/CoCosNet),
+same architecture, same weights, same inputs.
+
+    python experiments/benchmarks/cocosnet_iteration.py --official DIR [--size 256]
+        [--batch 1] [--ngf 64] [--repeats 1] [--markdown OUT.md]
+
+``DIR`` is a copy of the official repository outside this one (never committed), with
+``sync_batchnorm/`` (vacancy/Synchronized-BatchNorm-PyTorch) in ``models/networks/`` as its
+README says. The official networks are built by its own option parser from the README's ADE20k
+command (``--use_attention --maskmix --warp_mask_losstype direct --weight_mask 100 --PONO
+--PONO_C --vgg_normal_correct``) at ``--size`` and ``--ngf`` on the CPU; corrlab's networks
+receive the official weights through ``from_official_states``, and the generated image, warped
+exemplar and discriminator outputs are compared before timing. Both iterations compute every
+loss term of that command (G step with correspondence, VGG feature matching, perceptual,
+contextual, domain alignment, warped mask, GAN and D feature matching; then the D step), each
+with its Adam update. The official VGG-19 file (``vgg19_conv.pth``) is not available here, so
+its loss network holds the same Caffe VGG-19 weights corrlab uses (timing does not depend on
+their values). Each contender runs in its own process (peak RSS = its high-water mark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from experiments.benchmarks.report import emit, environment, median_seconds
+
+README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter 100 "
+                  "--niter_decay 100 --use_attention --maskmix --warp_mask_losstype direct "
+                  "--weight_mask 100.0 --PONO --PONO_C --vgg_normal_correct")
+LABELS = 150
+
+
+def official_model(official: Path, size: int, batch: int, ngf: int, seed: int = 0):
+    """The official Pix2PixModel (its networks, losses and optimizers) on the CPU."""
+    sys.path.insert(0, str(official.resolve()))
+    os.chdir(official)  # its util module reads ./util/color150.mat at import
+    import models.networks as networks
+    from models.networks.correspondence import VGG19_feature_color_torchversion
+    from models.pix2pix_model import Pix2PixModel
+    from options.train_options import TrainOptions
+
+    checkpoints = tempfile.mkdtemp()
+    sys.argv = ["train.py", *README_COMMAND.split(), "--gpu_ids", "-1", "--batchSize",
+                str(batch), "--crop_size", str(size), "--load_size", str(size), "--ngf",
+                str(ngf), "--ndf", str(ngf), "--checkpoints_dir", checkpoints]
+    opt = TrainOptions().parse()
+    torch.manual_seed(seed)
+    model = Pix2PixModel.__new__(Pix2PixModel)  # __init__ would load vgg19_conv.pth to a GPU
+    torch.nn.Module.__init__(model)
+    model.opt, model.alpha = opt, 1
+    model.FloatTensor, model.ByteTensor = torch.FloatTensor, torch.ByteTensor
+    model.net = torch.nn.ModuleDict(model.initialize_networks(opt))
+    vgg = VGG19_feature_color_torchversion(vgg_normal_correct=True)
+    vgg.load_state_dict(caffe_vgg_state(vgg))
+    model.vggnet_fix = vgg.eval().requires_grad_(False)
+    model.contextual_forward_loss = networks.ContextualLoss_forward(opt)
+    model.criterionGAN = networks.GANLoss(opt.gan_mode, tensor=torch.FloatTensor, opt=opt)
+    model.criterionFeat, model.MSE_loss = torch.nn.L1Loss(), torch.nn.MSELoss()
+    model.perceptual_layer = -1
+    return model, opt
+
+
+def caffe_vgg_state(official_vgg: torch.nn.Module) -> dict:
+    """corrlab's Caffe VGG-19 conv weights under the official module's names."""
+    from lightning_modules.pretrained import vgg19
+
+    ours = vgg19("caffe")
+    convs = [m for name, m in ours.layers.items() if name.startswith("conv")]
+    names = [name for name, _ in official_vgg.named_children() if name.startswith("conv")]
+    state = {}
+    for name, conv in zip(names, convs, strict=True):
+        state[f"{name}.weight"], state[f"{name}.bias"] = conv.weight.data, conv.bias.data
+    return state
+
+
+def official_optimizers(model, opt) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """What the official ``create_optimizers`` builds (TTUR: G and correspondence param groups
+    at lr / 2 with eps 1e-3, D at 2 lr, betas (0, 0.9)); its own call passes ``betas=(0, 0.9)``
+    with an int, which current PyTorch rejects, hence this copy of its settings."""
+    groups = [{"params": model.net["netG"].parameters(), "lr": opt.lr * 0.5},
+              {"params": model.net["netCorr"].parameters(), "lr": opt.lr * 0.5}]
+    return (torch.optim.Adam(groups, lr=opt.lr / 2, betas=(0.0, 0.9), eps=1e-3),
+            torch.optim.Adam(model.net["netD"].parameters(), lr=opt.lr * 2, betas=(0.0, 0.9)))
+
+
+def official_data(size: int, batch: int) -> dict:
+    generator = torch.Generator().manual_seed(1)
+    coarse = torch.randn(batch, LABELS + 1, 8, 8, generator=generator)
+    label = F.interpolate(coarse, size=(size, size), mode="bilinear").argmax(1, keepdim=True)
+    return {"label": label, "label_ref": label.flip(-1),
+            "image": torch.rand(batch, 3, size, size, generator=generator) * 2 - 1,
+            "ref": torch.rand(batch, 3, size, size, generator=generator) * 2 - 1,
+            "self_ref": torch.ones(batch, 1, 1, 1)}
+
+
+def corrlab_batch(data: dict) -> dict:
+    label = data["label"][:, 0]
+    return {"label": label, "label_onehot": F.one_hot(label, LABELS + 1).permute(0, 3, 1, 2)
+            .float(), "exemplar_label": data["label_ref"][:, 0], "target": data["image"],
+            "exemplar": data["ref"], "exemplar_is_self": data["self_ref"].flatten().bool()}
+
+
+def corrlab_model(official, opt):
+    """corrlab's CoCosNet holding the official networks' weights."""
+    from lightning_modules.cocosnet import CoCosNet
+    from lightning_modules.cocosnet.official import from_official_states
+
+    imported = from_official_states(
+        vars(opt), {"G": official.net["netG"].state_dict(),
+                    "Corr": official.net["netCorr"].state_dict(),
+                    "D": official.net["netD"].state_dict()})
+    module = CoCosNet(label_nc=LABELS, contain_dontcare_label=True, ngf=opt.ngf, ndf=opt.ndf,
+                      use_coordconv=opt.use_coordconv, maskmix=opt.maskmix, pono_c=opt.PONO_C,
+                      spade_hidden=imported.generator.blocks[0].norm_0.shared[0].out_channels,
+                      max_kimg=1, init_gain=None)
+    module.generator.load_state_dict(imported.generator.state_dict())
+    module.correspondence.load_state_dict(imported.correspondence.state_dict())
+    module.discriminator.load_state_dict(imported.discriminator.state_dict())
+    return module
+
+
+def compare(official, module, data: dict) -> float:
+    """Largest difference (relative to each tensor's max) of the generated image, the warped
+    exemplar and the discriminator outputs, eval mode."""
+    official.eval()
+    module.eval()
+    batch = corrlab_batch(data)
+    official.opt.isTrain, official.opt.show_corr = False, False  # as its test options
+    with torch.no_grad():
+        theirs = official(dict(data), mode="inference")
+        semantics, exemplar_semantics = module.semantic_inputs(batch)
+        ours = module.translate(semantics, batch["exemplar"], exemplar_semantics)
+        d_theirs = official.net["netD"](torch.cat([theirs["input_semantics"],
+                                                   theirs["fake_image"]], 1))[0]
+        d_ours = module.discriminator(ours["output"], semantics)
+    pairs = [(ours["output"], theirs["fake_image"]), (ours["warped_exemplar"],
+                                                       theirs["warp_out"])]
+    pairs += [(a, b) for scale_a, scale_b in zip(d_ours, d_theirs, strict=True)
+              for a, b in zip(scale_a, scale_b, strict=True)]
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in pairs)
+
+
+def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
+              repeats: int) -> dict:
+    official, opt = official_model(official_dir, size, batch, ngf)
+    data = official_data(size, batch)
+    if name == "official":
+        official.train()
+        optimizer_g, optimizer_d = official_optimizers(official, opt)
+
+        def iteration():
+            optimizer_g.zero_grad()
+            g_losses, generated = official(dict(data), mode="generator")
+            sum(g_losses.values()).mean().backward()
+            optimizer_g.step()
+            optimizer_d.zero_grad()
+            d_losses = official(dict(data), mode="discriminator", GforD=generated)
+            sum(d_losses.values()).mean().backward()
+            optimizer_d.step()
+    else:
+        module = corrlab_model(official, opt).train()
+        del official
+        batch_data = corrlab_batch(data)
+        specs = module.optimizer_specs()
+        optimizers = {key: torch.optim.Adam(spec.parameters(), spec.lr, spec.betas, spec.eps)
+                      for key, spec in specs.items()}
+
+        def iteration():
+            for phase, network in (("G_main", "generator"), ("D_main", "discriminator")):
+                optimizers[network].zero_grad(set_to_none=True)
+                sum(getattr(module, f"loss_{phase}")(batch_data, 1.0).values()).backward()
+                optimizers[network].step()
+
+    seconds = median_seconds(iteration, repeats)
+    return {"iteration_s": seconds,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official", required=True, type=Path)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--ngf", type=int, default=64,
+                        help="64: the official correspondence hard-codes 64 feature channels")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--markdown")
+    parser.add_argument("--contender", choices=("official", "corrlab"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    common = ["--size", str(args.size), "--batch", str(args.batch), "--ngf", str(args.ngf)]
+    if args.contender:
+        print(json.dumps(contender(args.contender, args.official, args.size, args.batch,
+                                   args.ngf, args.repeats)))
+        return
+    here = Path.cwd()
+    # the official correspondence needs ngf 64 (its hard-coded feature_channel)
+    official, opt = official_model(args.official, 64, 1, 64)
+    difference = compare(official, corrlab_model(official, opt), official_data(64, 1))
+    os.chdir(here)
+    results = {}
+    for name in ("official", "corrlab"):
+        command = [sys.executable, str(Path(__file__).resolve()), "--contender", name,
+                   "--official", str(args.official.resolve()), *common, "--repeats",
+                   str(args.repeats)]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    theirs, ours = results["official"], results["corrlab"]
+    emit([f"CoCosNet training iteration (G + D step), ADE20k README options, ngf/ndf "
+          f"{args.ngf}, {args.size} px, batch {args.batch}; {environment()}",
+          f"largest relative output difference, corrlab vs official (64 px, same "
+          f"weights): {difference:.1e}", "",
+          "| | official | corrlab | ratio |", "|---|---:|---:|---:|",
+          f"| iteration | {theirs['iteration_s']:.2f} s | {ours['iteration_s']:.2f} s | "
+          f"{theirs['iteration_s'] / ours['iteration_s']:.2f}x faster |",
+          f"| peak RSS | {theirs['peak_rss_gib']:.2f} GiB | {ours['peak_rss_gib']:.2f} GiB | "
+          f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |"], args.markdown)
+
+
+if __name__ == "__main__":
+    main()
