@@ -60,3 +60,9 @@ def test_adaconv_benchmark_contenders_compute_the_same_thing():
     from experiments.benchmarks.adaconv_iteration import max_difference
 
     assert max_difference(32, 2) < 1e-5
+
+
+def test_cocosnet_memory_benchmark_contenders_compute_the_same_thing():
+    from experiments.benchmarks.cocosnet_memory import max_difference
+
+    assert max_difference(4, ["dense", "sdpa", "chunked"]) < 1e-6

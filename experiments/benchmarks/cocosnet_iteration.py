@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from experiments.benchmarks.cocosnet_memory import training_iteration
 from experiments.benchmarks.report import emit, environment, median_seconds
 
 README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter 100 "
@@ -170,16 +171,7 @@ def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
     else:
         module = corrlab_model(official, opt).train()
         del official
-        batch_data = corrlab_batch(data)
-        specs = module.optimizer_specs()
-        optimizers = {key: torch.optim.Adam(spec.parameters(), spec.lr, spec.betas, spec.eps)
-                      for key, spec in specs.items()}
-
-        def iteration():
-            for phase, network in (("G_main", "generator"), ("D_main", "discriminator")):
-                optimizers[network].zero_grad(set_to_none=True)
-                sum(getattr(module, f"loss_{phase}")(batch_data, 1.0).values()).backward()
-                optimizers[network].step()
+        iteration = training_iteration(module, corrlab_batch(data))
 
     seconds = median_seconds(iteration, repeats)
     return {"iteration_s": seconds,

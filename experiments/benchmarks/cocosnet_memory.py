@@ -51,12 +51,12 @@ def batch_of(size: int, batch: int) -> dict:
             "exemplar_is_self": torch.ones(batch, dtype=torch.bool)}
 
 
-def contender(memory: str, stride: int, size: int, batch: int, ngf: int, repeats: int) -> dict:
-    module = model(memory, stride, ngf)
+def training_iteration(module, data: dict):
+    """One G step and one D step of ``module`` on ``data``, each with its Adam update (the
+    module's own optimizer settings)."""
     specs = module.optimizer_specs()
     optimizers = {name: torch.optim.Adam(spec.parameters(), spec.lr, spec.betas, spec.eps)
                   for name, spec in specs.items()}
-    data = batch_of(size, batch)
 
     def iteration():
         for phase, network in (("G_main", "generator"), ("D_main", "discriminator")):
@@ -64,7 +64,12 @@ def contender(memory: str, stride: int, size: int, batch: int, ngf: int, repeats
             sum(getattr(module, f"loss_{phase}")(data, 1.0).values()).backward()
             optimizers[network].step()
 
-    seconds = median_seconds(iteration, repeats)
+    return iteration
+
+
+def contender(memory: str, stride: int, size: int, batch: int, ngf: int, repeats: int) -> dict:
+    seconds = median_seconds(training_iteration(model(memory, stride, ngf),
+                                                batch_of(size, batch)), repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     return {"iteration_s": seconds, "peak_rss_gib": peak,
             "positions": (size // stride) ** 2}
