@@ -1,0 +1,137 @@
+"""The results registry: ``experiments/<paper>/results.yaml`` beside every paper's configs.
+
+For every config of the folder, the paper's published numbers (each with the citation of where
+it was found) or, where none was found, a ``not_found`` statement of what was looked for and
+where; and corrlab's measured numbers, each with the provenance that produced it::
+
+    paper: CoCosNet (Zhang et al., CVPR 2020)
+    configs:
+      celebahq.yaml:
+        published:
+          - {metric: fid, value: 14.3, source: "authors, microsoft/CoCosNet issue #19 ..."}
+        measured:
+          - {metric: fid, value: ..., command: ..., commit: ..., hardware: ...,
+             data_sha256: ..., checkpoint_sha256: ..., provenance: {...}}
+
+``corrlab results [PAPER]`` prints the table, paper against corrlab, for every config;
+:func:`registry_problems` lists what is missing or unsourced (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from lightning_modules.errors import ConfigError, report_errors
+
+EXPERIMENTS = Path(__file__).resolve().parent
+#: folders under experiments/ that hold configs but no paper
+NOT_PAPERS = {"benchmarks", "slurm"}
+#: what every measured record must say about how it was produced
+MEASURED_FIELDS = ("metric", "value", "command", "commit", "hardware", "data_sha256",
+                   "checkpoint_sha256", "provenance")
+
+
+def paper_folders(root: Path = EXPERIMENTS) -> list[Path]:
+    """Every folder of ``root`` holding configs (``*.yaml``, at any depth), except
+    :data:`NOT_PAPERS`."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_PAPERS
+                  and any(c.name != "results.yaml" for c in p.rglob("*.yaml")))
+
+
+def configs_of(folder: Path) -> list[str]:
+    """The folder's configs, as paths relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml")
+                  if p.name != "results.yaml")
+
+
+def load(folder: Path) -> dict:
+    path = folder / "results.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; every paper folder has a results registry")
+    registry = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(registry.get("configs"), dict):
+        raise ConfigError(f"{path}: needs 'paper' and a 'configs' mapping")
+    return registry
+
+
+def registry_problems(root: Path = EXPERIMENTS) -> list[str]:
+    """Everything that keeps the registry from being complete: a config without an entry, an
+    entry for a config that does not exist, a published number without its source, a config
+    with neither published numbers nor a ``not_found`` statement, a measured number without
+    its provenance."""
+    problems = []
+    for folder in paper_folders(root):
+        path = folder / "results.yaml"
+        try:
+            registry = load(folder)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        entries = registry["configs"]
+        for config in configs_of(folder):
+            if config not in entries:
+                problems.append(f"{path}: no entry for {config}")
+        for config, entry in entries.items():
+            where = f"{path}: {config}"
+            if config not in configs_of(folder):
+                problems.append(f"{where}: no such config in {folder}")
+            entry = entry or {}
+            published = entry.get("published") or []
+            if not published and not str(entry.get("not_found", "")).strip():
+                problems.append(f"{where}: neither published numbers nor a not_found statement")
+            for number in published:
+                if not str(number.get("source", "")).strip() or "value" not in number \
+                        or not number.get("metric"):
+                    problems.append(f"{where}: published {number} needs metric, value, source")
+            for record in entry.get("measured") or []:
+                missing = [f for f in MEASURED_FIELDS if f not in record]
+                if missing:
+                    problems.append(f"{where}: measured {record.get('metric')} lacks {missing}")
+    return problems
+
+
+def table(folder: Path) -> list[str]:
+    """Markdown rows: config | metric | paper (source) | corrlab (commit)."""
+    registry = load(folder)
+    lines = [f"### {registry.get('paper', folder.name)}", "",
+             "| config | metric | paper | corrlab |", "|---|---|---:|---:|"]
+    for config, entry in registry["configs"].items():
+        entry = entry or {}
+        published = {n["metric"]: n for n in entry.get("published") or []}
+        measured = {r["metric"]: r for r in entry.get("measured") or []}
+        metrics = list(dict.fromkeys([*published, *measured]))
+        if not metrics:
+            lines.append(f"| {config} | | not found | |")
+        for metric in metrics:
+            paper = (f"{published[metric]['value']} ({published[metric]['source']})"
+                     if metric in published else "not found")
+            ours = (f"{measured[metric]['value']} ({measured[metric]['commit'][:7]})"
+                    if metric in measured else "")
+            lines.append(f"| {config} | {metric} | {paper} | {ours} |")
+    return lines
+
+
+def run(args: argparse.Namespace) -> str:
+    folders = paper_folders()
+    if args.paper:
+        folders = [f for f in folders if f.name == args.paper]
+        if not folders:
+            raise ConfigError(f"no paper folder '{args.paper}' (have: "
+                              f"{', '.join(f.name for f in paper_folders())})")
+    return "\n".join(line for folder in folders for line in [*table(folder), ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="corrlab results",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("paper", nargs="?", help="a folder of experiments/ (default: all)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return report_errors(lambda: print(run(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
