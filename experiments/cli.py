@@ -1,7 +1,7 @@
 """The ``corrlab`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with
 corrlab's run layout and default loggers, plus corrlab's own commands (:data:`COMMANDS`:
-``data``, ``fid``, ``lpips``, ``stylize``, ``exemplars``, ``results``). ``corrlab --help`` lists
-them all."""
+``data``, ``fid``, ``lpips``, ``stylize``, ``exemplars``, ``evaluate``, ``results``).
+``corrlab --help`` lists them all."""
 
 from __future__ import annotations
 
@@ -129,6 +129,8 @@ COMMANDS = {
     "lpips": ("experiments.lpips_cli", "LPIPS between two image sets paired by file name"),
     "stylize": ("experiments.stylize_cli", "every content image in the style of every style "
                 "image (AdaConv / AdaIN)"),
+    "evaluate": ("experiments.evaluate", "run a config's metrics on a checkpoint and write "
+                 "result records with their provenance"),
     "results": ("experiments.results", "the results registry: paper vs corrlab numbers for every "
                 "config"),
     "exemplars": ("experiments.exemplars_cli", "write an exemplar list (VGG retrieval, top-k "

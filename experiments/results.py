@@ -14,12 +14,15 @@ where; and corrlab's measured numbers, each with the provenance that produced it
              data_sha256: ..., checkpoint_sha256: ..., provenance: {...}}
 
 ``corrlab results [PAPER]`` prints the table, paper against corrlab, for every config;
+``corrlab results --merge RECORDS.jsonl`` adds the records ``corrlab evaluate`` wrote to the
+registry of their config (not ``--quick`` ones, unless ``--include-quick``);
 :func:`registry_problems` lists what is missing or unsourced (the test suite runs it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -115,13 +118,50 @@ def table(folder: Path) -> list[str]:
     return lines
 
 
+def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = False) -> str:
+    """Add each record to ``root/<paper>/results.yaml`` under its config's ``measured`` (a
+    record already there, same metric and checkpoint, is skipped)."""
+    if not records_file.is_file():
+        raise ConfigError(f"{records_file}: no such records file")
+    added = skipped = 0
+    for line in records_file.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        missing = [f for f in (*MEASURED_FIELDS, "config") if f not in record]
+        if missing:
+            raise ConfigError(f"{records_file}: a record lacks {missing}")
+        if record.get("quick") and not include_quick:
+            skipped += 1
+            continue
+        paper, _, config = record["config"].partition("/")
+        folder = root / paper
+        registry = load(folder)
+        entry = registry["configs"].setdefault(config, {})
+        measured = entry.setdefault("measured", []) or []
+        entry["measured"] = measured
+        if any(r.get("metric") == record["metric"]
+               and r.get("checkpoint_sha256") == record["checkpoint_sha256"] for r in measured):
+            skipped += 1
+            continue
+        measured.append({k: v for k, v in record.items() if k != "config"})
+        path = folder / "results.yaml"
+        header = "".join(line + "\n" for line in path.read_text().splitlines()
+                         if line.startswith("#"))
+        path.write_text(header + yaml.safe_dump(registry, sort_keys=False, width=100))
+        added += 1
+    return f"{records_file}: {added} record(s) added, {skipped} skipped"
+
+
 def run(args: argparse.Namespace) -> str:
-    folders = paper_folders()
+    if args.merge:
+        return merge(Path(args.merge), Path(args.root), args.include_quick)
+    folders = paper_folders(Path(args.root))
     if args.paper:
         folders = [f for f in folders if f.name == args.paper]
         if not folders:
             raise ConfigError(f"no paper folder '{args.paper}' (have: "
-                              f"{', '.join(f.name for f in paper_folders())})")
+                              f"{', '.join(f.name for f in paper_folders(Path(args.root)))})")
     return "\n".join(line for folder in folders for line in [*table(folder), ""])
 
 
@@ -129,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corrlab results",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("paper", nargs="?", help="a folder of experiments/ (default: all)")
+    parser.add_argument("--merge", help="a records file written by corrlab evaluate")
+    parser.add_argument("--include-quick", action="store_true",
+                        help="also merge --quick records (smoke tests, not paper numbers)")
+    parser.add_argument("--root", default=str(EXPERIMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     return report_errors(lambda: print(run(args)))
 

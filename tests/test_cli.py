@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,31 @@ def test_stylegan2_config_trains_through_the_cli(tmp_path: Path, metric_env):
     fid = json.loads((run_dir / "metrics.json").read_text())["metrics/fid"]  # at_train_end
     assert fid["num_fake"] == 16 and fid["num_real"] == 32 and fid["fid"] > 0
 
+    # corrlab evaluate on that checkpoint (--quick), then the records merged into a registry
+    records = tmp_path / "records.jsonl"
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    result = run_corrlab(["evaluate", "--config", str(config), "--ckpt_path", str(checkpoint),
+                          "--quick", "--out", str(records), "--",
+                          "--data.init_args.num_workers", "0"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(records.read_text().splitlines()[0])
+    assert record["config"] == "stylegan2/shapes32.yaml" and record["metric"] == "fid"
+    assert record["quick"] is True and record["value"] > 0
+    assert record["provenance"]["num_fake"] == 64 and record["provenance"]["num_real"] == 128
+    assert len(record["checkpoint_sha256"]) == 64 and len(record["data_sha256"]) == 64
+    assert record["commit"] and "cores" in record["hardware"]
+    registry = tmp_path / "registry"
+    shutil.copytree(ROOT / "experiments" / "stylegan2", registry / "stylegan2")
+    merge = ["results", "--merge", str(records), "--root", str(registry)]
+    assert run_corrlab(merge, cwd=tmp_path).stdout.strip().endswith("0 record(s) added, 1 skipped")
+    assert "1 record(s) added" in run_corrlab([*merge, "--include-quick"], cwd=tmp_path).stdout
+    assert "0 record(s) added" in run_corrlab([*merge, "--include-quick"], cwd=tmp_path).stdout
+    from experiments.results import registry_problems
+
+    assert registry_problems(registry) == []
+    measured = yaml.safe_load((registry / "stylegan2" / "results.yaml").read_text())
+    assert measured["configs"]["shapes32.yaml"]["measured"][-1]["quick"] is True
+
 
 def tiny_budget_copy(config: Path, folder: Path, **callback_args: dict) -> Path:
     """``config`` with the given callbacks' options replaced (``SwapFID={"num_pairs": 16}``):
@@ -215,7 +241,7 @@ def test_help_lists_every_command(capsys):
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
     for command in ("fit", "validate", "test", "predict", "fid", "lpips", "data", "stylize",
-                    "exemplars", "results"):
+                    "exemplars", "evaluate", "results"):
         assert f"\n  {command} " in listed, command
 
 
