@@ -19,7 +19,7 @@ OFFICIAL_SWAPAE ?=
 # benchmark; the row is skipped when unset.
 OFFICIAL_COCOSNET ?=
 
-.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench lint clean
+.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench results lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -101,6 +101,10 @@ bench: venv
 	$(PY) experiments/benchmarks/swapae_iteration.py --resolutions 64 \
 		$(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration_default_allocator.md
+
+# Regenerate the README's results tables from experiments/*/results.yaml.
+results: venv
+	$(PY) -m experiments.results --write-readme
 
 lint: venv
 	$(VENV)/bin/ruff check .

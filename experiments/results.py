@@ -153,7 +153,36 @@ def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = Fa
     return f"{records_file}: {added} record(s) added, {skipped} skipped"
 
 
+README = EXPERIMENTS.parent / "README.md"
+BEGIN, END = "<!-- results registry: begin (make results) -->", "<!-- results registry: end -->"
+
+
+def readme_tables(root: Path = EXPERIMENTS) -> str:
+    """Every paper's table, as the README shows them between :data:`BEGIN` and :data:`END`."""
+    return "\n".join(line for folder in paper_folders(root)
+                     for line in [*table(folder), ""]).rstrip() + "\n"
+
+
+def readme_section(text: str) -> str:
+    """The README's generated block (without the markers)."""
+    if BEGIN not in text or END not in text:
+        raise ConfigError(f"README.md: the markers {BEGIN!r} / {END!r} are missing")
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def write_readme(readme: Path = README, root: Path = EXPERIMENTS) -> str:
+    """Regenerate the README's results block from the registry (``make results``)."""
+    text = readme.read_text()
+    readme_section(text)  # markers present
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{BEGIN}\n{readme_tables(root)}{END}{tail}")
+    return f"{readme}: results tables regenerated"
+
+
 def run(args: argparse.Namespace) -> str:
+    if args.write_readme:
+        return write_readme()
     if args.merge:
         return merge(Path(args.merge), Path(args.root), args.include_quick)
     folders = paper_folders(Path(args.root))
@@ -172,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", help="a records file written by corrlab evaluate")
     parser.add_argument("--include-quick", action="store_true",
                         help="also merge --quick records (smoke tests, not paper numbers)")
+    parser.add_argument("--write-readme", action="store_true",
+                        help="regenerate the README's results tables (make results)")
     parser.add_argument("--root", default=str(EXPERIMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     return report_errors(lambda: print(run(args)))

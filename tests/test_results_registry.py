@@ -3,6 +3,7 @@ every measured number its provenance; ``corrlab results`` prints paper against c
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,23 @@ def test_corrlab_results_prints_paper_against_corrlab(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["results", "no_such_paper"])
     assert exit_info.value.code == 2 and "no paper folder" in capsys.readouterr().err
+
+
+def test_readme_tables_are_the_registry(tmp_path: Path):
+    from experiments.results import README, readme_section, readme_tables, write_readme
+
+    assert readme_section(README.read_text()) == readme_tables(), \
+        "README results tables differ from experiments/*/results.yaml: run `make results`"
+    # a changed registry changes the tables; regenerating brings the README back in line
+    root = tmp_path / "experiments"
+    shutil.copytree(README.parent / "experiments" / "stylegan2", root / "stylegan2")
+    path = root / "stylegan2" / "results.yaml"
+    path.write_text(path.read_text().replace("333.3", "111.1"))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results registry: begin (make results) -->\nold\n"
+                      "<!-- results registry: end -->\noutro\n")
+    write_readme(readme, root)
+    text = readme.read_text()
+    assert "111.1 (8ccebd6)" in text and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert readme_section(text) == readme_tables(root)
