@@ -92,7 +92,10 @@ def evaluate(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         runs = Path(work) / "runs"
         command = [sys.executable, "-m", "experiments", "validate", "--config", str(used),
                    "--ckpt_path", str(checkpoint), "--runs_dir", str(runs), "--experiment",
-                   "evaluate", "--version", "run", "--loggers", "[csv]", *args.extra]
+                   "evaluate", "--version", "run", "--loggers", "[csv]",
+                   # one (empty) validation step, so the metric callbacks' validation hook runs
+                   # even where a training config turns validation off
+                   "--trainer.limit_val_batches", "1", *args.extra]
         done = subprocess.run(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                               capture_output=True, text=True)
         if done.returncode:
