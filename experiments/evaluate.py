@@ -116,7 +116,7 @@ def evaluate(args: argparse.Namespace, argv: list[str]) -> list[dict]:
     records = []
     for record in found:
         name = str(record["metric"]).split("/")[-1]
-        value = record.get(name, record.get("value"))
+        value = next((record[key] for key in (name, "value", "fid") if key in record), None)
         records.append({**base, "metric": name, "value": value,
                         "data_sha256": record.get("real_content_sha256", ""),
                         "provenance": record})
