@@ -113,6 +113,8 @@ def evaluate(args: argparse.Namespace, argv: list[str]) -> list[dict]:
     base = {"config": relative, "command": "corrlab evaluate " + shlex.join(argv),
             "commit": commit(), "hardware": hardware(), "checkpoint_sha256": checkpoint_sha,
             "quick": bool(args.quick)}
+    if args.training_command:
+        base["training_command"] = args.training_command
     records = []
     for record in found:
         name = str(record["metric"]).split("/")[-1]
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--training-command",
+                        help="how the checkpoint was trained (kept in the records)")
     parser.add_argument("--out", default="runs/results/records.jsonl")
     parser.add_argument("extra", nargs="*", help="further `corrlab validate` options (after --)")
     args = parser.parse_args(argv)
