@@ -112,8 +112,9 @@ def table(folder: Path) -> list[str]:
         for metric in metrics:
             paper = (f"{published[metric]['value']} ({published[metric]['source']})"
                      if metric in published else "not found")
-            ours = (f"{measured[metric]['value']} ({measured[metric]['commit'][:7]})"
-                    if metric in measured else "")
+            value = measured[metric]["value"] if metric in measured else None
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            ours = f"{shown} ({measured[metric]['commit'][:7]})" if metric in measured else ""
             lines.append(f"| {config} | {metric} | {paper} | {ours} |")
     return lines
 
