@@ -63,14 +63,12 @@ def quick_config(config: Path, folder: Path) -> Path:
     """``config`` with every FID-type callback's counts capped (:data:`QUICK`)."""
     settings = yaml.safe_load(config.read_text())
     for callback in (settings.get("trainer") or {}).get("callbacks") or []:
-        if callback["class_path"].split(".")[-1] in FID_CALLBACKS:
+        name = callback["class_path"].split(".")[-1]
+        if name in FID_CALLBACKS:
             args = callback.setdefault("init_args", {})
-            for key, cap in QUICK.items():
-                if key in args or key in ("num_real", "kid_subset_size"):
-                    args[key] = min(args.get(key) or cap, cap)
-            if "num_pairs" not in args:
-                args["num_images"] = min(args.get("num_images") or QUICK["num_images"],
-                                         QUICK["num_images"])
+            count = "num_pairs" if name == "SwapFID" else "num_images"  # SwapFID's own name
+            for key in (count, "num_real", "kid_subset_size"):
+                args[key] = min(args.get(key) or QUICK[key], QUICK[key])
     path = folder / config.name
     path.write_text(yaml.safe_dump(settings))
     return path

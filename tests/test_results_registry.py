@@ -78,3 +78,19 @@ def test_readme_tables_are_the_registry(tmp_path: Path):
     assert "111.1 (8ccebd6)" in text and "old" not in text
     assert text.startswith("intro\n") and text.endswith("outro\n")
     assert readme_section(text) == readme_tables(root)
+
+
+def test_quick_evaluation_caps_every_fid_type_callback(tmp_path: Path):
+    from experiments.evaluate import QUICK, quick_config
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    for config, count in (("swapping_autoencoder/demo.yaml", "num_pairs"),
+                          ("stylegan2/shapes32.yaml", "num_images"),
+                          ("adaconv/coco_wikiart.yaml", "num_images")):
+        settings = yaml.safe_load(quick_config(root / config, tmp_path).read_text())
+        capped = [c["init_args"] for c in settings["trainer"]["callbacks"]
+                  if c["class_path"].split(".")[-1] in ("FID", "SwapFID", "ArtFID")]
+        assert capped, config
+        for args in capped:
+            assert args[count] == QUICK[count] and args["num_real"] == QUICK["num_real"]
+            assert "num_images" not in args or count == "num_images"  # SwapFID: num_pairs
