@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from lightning_modules.checkpoint_io import atomic_write
 from lightning_modules.errors import ConfigError, report_errors
 
 EXPERIMENTS = Path(__file__).resolve().parent
@@ -149,7 +150,8 @@ def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = Fa
         path = folder / "results.yaml"
         header = "".join(line + "\n" for line in path.read_text().splitlines()
                          if line.startswith("#"))
-        path.write_text(header + yaml.safe_dump(registry, sort_keys=False, width=100))
+        text = (header + yaml.safe_dump(registry, sort_keys=False, width=100)).encode()
+        atomic_write(path, lambda handle, text=text: handle.write(text))
         added += 1
     return f"{records_file}: {added} record(s) added, {skipped} skipped"
 
