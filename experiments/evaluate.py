@@ -14,7 +14,6 @@ a paper number: the record says ``quick: true``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -29,19 +28,12 @@ import yaml
 
 from experiments.benchmarks.report import cpu_model
 from lightning_modules.errors import ConfigError, report_errors
+from lightning_modules.pretrained.weights import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 #: init arguments of the FID-type callbacks capped by --quick, and their caps
 QUICK = {"num_images": 64, "num_pairs": 64, "num_real": 128, "kid_subset_size": 32}
 FID_CALLBACKS = ("FID", "SwapFID", "ArtFID")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def commit() -> str:
@@ -107,7 +99,7 @@ def evaluate(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         relative = str(config.resolve().relative_to(ROOT / "experiments"))
     except ValueError:
         relative = str(config)
-    checkpoint_sha = sha256_of(checkpoint)
+    checkpoint_sha = file_sha256(checkpoint)
     base = {"config": relative, "command": "corrlab evaluate " + shlex.join(argv),
             "commit": commit(), "hardware": hardware(), "checkpoint_sha256": checkpoint_sha,
             "quick": bool(args.quick)}

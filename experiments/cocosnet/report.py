@@ -6,9 +6,10 @@ the trivial answers, and where its image tables are.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
+
+from callbacks.metric_plot import read_metrics
 
 #: (metric, what it is, trivial answer's metric)
 ROWS = [("exemplar/l1_to_truth", "output L1 to the truth", "exemplar/l1_exemplar_to_truth"),
@@ -22,23 +23,6 @@ ROWS = [("exemplar/l1_to_truth", "output L1 to the truth", "exemplar/l1_exemplar
         ("exemplar/within_1px", "correspondence within 1 px", None)]
 
 
-def history(metrics: Path) -> list[dict[str, float]]:
-    rows = []
-    with open(metrics, newline="") as handle:
-        for row in csv.DictReader(handle):
-            values = {}
-            for key, value in row.items():
-                if key.startswith("exemplar/") and value:
-                    try:
-                        values[key] = float(value)
-                    except ValueError:
-                        continue
-            if "exemplar/l1_to_truth" in values:
-                values["kimg"] = float(row.get("progress/kimg") or 0)
-                rows.append(values)
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -48,13 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (run / "metrics.csv").is_file():
         print(f"{run}: no metrics.csv (has the run started?)")
         return 1
-    rows = history(run / "metrics.csv")
-    if not rows:
+    series = {name: values for name, values in read_metrics(run / "metrics.csv").items()
+              if name.startswith("exemplar/")}
+    if "exemplar/l1_to_truth" not in series:
         print(f"{run}: no exemplar/ ground-truth figures in metrics.csv")
         return 1
-    first, last = rows[0], rows[-1]
+    first = {name: values[0][1] for name, values in series.items()}
+    last = {name: values[-1][1] for name, values in series.items()}
+    start, end = series["exemplar/l1_to_truth"][0][0], series["exemplar/l1_to_truth"][-1][0]
     print(f"CoCosNet demo, {run}: ground truth on {run / 'metrics.csv'}")
-    print(f"| | at {first['kimg']:g} kimg | at {last['kimg']:g} kimg | trivial answer |")
+    print(f"| | at {start:g} kimg | at {end:g} kimg | trivial answer |")
     print("|---|---:|---:|---:|")
     for key, label, trivial in ROWS:
         if key in last:

@@ -60,9 +60,7 @@ class StyleTransfer(GANModule):
 
     @property
     def encoder(self):
-        if self._encoder.input_transform.weight.device != self.device:
-            self._encoder.to(self.device)
-        return self._encoder
+        return self._encoder.on(self.device)
 
     # -- what subclasses provide ---------------------------------------------------------------
     def decode(self, content_features: torch.Tensor, style_features: dict[str, torch.Tensor],

@@ -151,9 +151,7 @@ class CoCosNet(GANModule):
 
     @property
     def vgg(self):
-        if self._vgg.input_transform.weight.device != self.device:
-            self._vgg.to(self.device)
-        return self._vgg
+        return self._vgg.on(self.device)
 
     # -- inputs --------------------------------------------------------------------------------
     def one_hot(self, labels: torch.Tensor) -> torch.Tensor:

@@ -101,7 +101,9 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _check_supported(options: dict[str, object], opt_file: Path) -> None:
+def _check_supported(options: dict[str, object], opt_file: Path) -> tuple[str, bool]:
+    """Refuse the variants corrlab does not implement; return (SPADE's parameter-free norm,
+    spectral norm on the G / adaptor convs) as ``norm_G`` and ``PONO`` say."""
     wanted = {"netG": "spade", "netD": "multiscale", "netD_subarch": "n_layer",
               "CBN_intype": "warp_mask", "gan_mode": "hinge"}
     for name, value in wanted.items():
@@ -127,6 +129,8 @@ def _check_supported(options: dict[str, object], opt_file: Path) -> None:
         raise ConfigError(f"{opt_file}: one of warp_mask_losstype=cycle, eqlr_sn, "
                           f"adaptor_nonlocal, adaptor_res_deeper, adaptor_se, D_cam is set; "
                           f"corrlab does not implement these variants")
+    norm = "positional" if options.get("PONO") else _SPADE_NORMS[match.group(2)]
+    return norm, norm_g.startswith("spectral")
 
 
 def load_official(folder: str | Path, epoch: str = "latest", discriminator: bool = True
@@ -148,7 +152,7 @@ def from_official_states(options: dict[str, object], states: dict[str, dict],
                          where: str = "official options") -> OfficialCoCosNet:
     """corrlab's networks holding the official state dicts ``states`` (``G``, ``Corr`` and
     optionally ``D``) built with ``options`` (``opt.txt`` values or ``vars(opt)``)."""
-    _check_supported(options, Path(where))
+    norm, spectral_g = _check_supported(options, Path(where))
     semantic = semantic_channels(options)
     g_state = translate(states["G"], "G")
     corr_state = translate(states["Corr"], "Corr")
@@ -162,10 +166,6 @@ def from_official_states(options: dict[str, object], states: dict[str, dict],
         raise CheckpointError(f"{where}: the correspondence's shared blocks are "
                               f"{shared_width} wide, not 4 * {corr_ngf} + {extra}")
     down = 2 if int(options.get("warp_stride", 4)) == 2 else 4
-    norm_g = str(options.get("norm_G", "spectralspadesyncbatch3x3"))
-    norm = ("positional" if options.get("PONO")
-            else _SPADE_NORMS[re.fullmatch(r"(spectral)?spade(\w+?)3x3", norm_g).group(2)])
-    spectral_g = norm_g.startswith("spectral")
     generator = TranslationGenerator(3 + semantic, ngf, bool(options.get("use_attention")),
                                      spade_hidden, norm, spectral_g)
     correspondence = CorrespondenceNet(

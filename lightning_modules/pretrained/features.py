@@ -69,6 +69,14 @@ class FeatureNetwork(nn.Module):
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def on(self, device: torch.device) -> FeatureNetwork:
+        """This network on ``device`` (moved there the first time): for modules that keep a
+        frozen network outside their registered submodules (not checkpointed), so Lightning
+        does not move it with them."""
+        if next(self.parameters()).device != device:
+            self.to(device)
+        return self
+
     def forward(self, images: torch.Tensor, taps: Sequence[str],
                 preprocessed: bool = False) -> dict[str, torch.Tensor]:
         """``{tap: features}`` of ``images`` (in [-1, 1], or already the network's input when
