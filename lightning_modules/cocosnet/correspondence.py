@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lightning_modules.layers.spade import SPADEResBlock, maybe_spectral
+from lightning_modules.layers.spade import SPADEResBlock
+from lightning_modules.layers.spectral import conv2d
 
 #: how the warp is computed: the whole similarity matrix, PyTorch's attention function, or
 #: checkpointed chunks of query rows (the memory-efficient one)
@@ -108,9 +109,8 @@ class Adaptor(nn.Module):
         layers: list[nn.Module] = []
         for index, stride in enumerate(strides):
             k = kernel_size if stride == 2 else 3
-            conv = maybe_spectral(
-                nn.Conv2d(widths[index], widths[index + 1], k, stride, padding=1, bias=False),
-                spectral_norm)
+            conv = conv2d(widths[index], widths[index + 1], k, stride, padding=1, bias=False,
+                          spectral_norm=spectral_norm)
             if index:
                 layers.append(nn.LeakyReLU(0.2))
             layers.append(nn.Sequential(conv, nn.InstanceNorm2d(widths[index + 1])))

@@ -19,14 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.layers.spade import SelfAttention
+from lightning_modules.layers.spectral import conv2d
 
 NORMS = ("instance", "none")
 
 
 def _conv(in_channels: int, out_channels: int, stride: int, spectral_norm: bool,
           padding: int, bias: bool = True) -> nn.Conv2d:
-    conv = nn.Conv2d(in_channels, out_channels, 4, stride, padding=padding, bias=bias)
-    return nn.utils.spectral_norm(conv) if spectral_norm else conv
+    return conv2d(in_channels, out_channels, 4, stride, padding, bias, spectral_norm=spectral_norm)
 
 
 class PatchDiscriminator(nn.Module):

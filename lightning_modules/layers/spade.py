@@ -15,10 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.layers.modulation import SPADE
-
-
-def maybe_spectral(conv: nn.Module, spectral_norm: bool) -> nn.Module:
-    return nn.utils.spectral_norm(conv) if spectral_norm else conv
+from lightning_modules.layers.spectral import conv2d
 
 
 class SPADEResBlock(nn.Module):
@@ -43,16 +40,16 @@ class SPADEResBlock(nn.Module):
             return SPADE(channels, label_channels, hidden, norm, padding_mode)
 
         def conv(cin: int, cout: int) -> nn.Module:
-            return maybe_spectral(nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode),
-                                  spectral_norm)
+            return conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode,
+                          spectral_norm=spectral_norm)
 
         self.norm_0, self.conv_0 = spade(in_channels), conv(in_channels, middle)
         self.norm_1, self.conv_1 = spade(middle), conv(middle, out_channels)
         self.learned_shortcut = in_channels != out_channels
         if self.learned_shortcut:
             self.norm_s = spade(in_channels)
-            self.conv_s = maybe_spectral(nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                         spectral_norm)
+            self.conv_s = conv2d(in_channels, out_channels, 1, bias=False,
+                                 spectral_norm=spectral_norm)
 
     def forward(self, x: torch.Tensor, segmentation: torch.Tensor) -> torch.Tensor:
         shortcut = self.conv_s(self.norm_s(x, segmentation)) if self.learned_shortcut else x
@@ -70,7 +67,7 @@ class SelfAttention(nn.Module):
         self.channels = channels
 
         def conv(cin: int, cout: int) -> nn.Module:
-            return maybe_spectral(nn.Conv2d(cin, cout, 1, bias=False), spectral_norm)
+            return conv2d(cin, cout, 1, bias=False, spectral_norm=spectral_norm)
 
         self.theta, self.phi = conv(channels, channels // 8), conv(channels, channels // 8)
         self.g, self.o = conv(channels, channels // 2), conv(channels // 2, channels)
