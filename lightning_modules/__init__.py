@@ -1,0 +1,3 @@
+from lightning_modules.numerics import flush_denormals
+
+flush_denormals()

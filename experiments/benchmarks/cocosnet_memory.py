@@ -52,17 +52,16 @@ def batch_of(size: int, batch: int) -> dict:
 
 
 def training_iteration(module, data: dict):
-    """One G step and one D step of ``module`` on ``data``, each with its Adam update (the
-    module's own optimizer settings)."""
-    specs = module.optimizer_specs()
-    optimizers = {name: torch.optim.Adam(spec.parameters(), spec.lr, spec.betas, spec.eps)
-                  for name, spec in specs.items()}
+    """One G step and one D step of ``module`` on ``data`` as corrlab trains: each phase through
+    ``GANModule.step_phase`` (only that phase's network takes gradients) with the optimizers of
+    ``configure_optimizers`` (fused Adam, the module's TTUR settings)."""
+    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
+    module.prepare_for_training()
+    phases = module.phases()
 
     def iteration():
-        for phase, network in (("G_main", "generator"), ("D_main", "discriminator")):
-            optimizers[network].zero_grad(set_to_none=True)
-            sum(getattr(module, f"loss_{phase}")(data, 1.0).values()).backward()
-            optimizers[network].step()
+        for phase in phases:
+            module.step_phase(phase, data, optimizers[phase.network])
 
     return iteration
 

@@ -27,12 +27,15 @@ def cpu_model() -> str:
 
 
 def environment() -> str:
-    """CPU model, machine, cores, torch version and threads, and the glibc allocator variables
-    set."""
+    """CPU model, machine, cores, torch version and threads, the glibc allocator variables set,
+    and whether subnormal floats are flushed to zero (in this process)."""
+    from lightning_modules.numerics import denormals_flushed
+
     malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
     return (f"CPU: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, torch "
             f"{torch.__version__}, {torch.get_num_threads()} threads, allocator env: "
-            f"{malloc or 'default'}")
+            f"{malloc or 'default'}, subnormals flushed: "
+            f"{'yes' if denormals_flushed() else 'no'}")
 
 
 def emit(lines: list[str], markdown: str | Path | None) -> None:
