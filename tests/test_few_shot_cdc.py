@@ -3,6 +3,8 @@ during training, anchor-region statistics, the patch critic and the image/patch 
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 
 import lightning as L
@@ -264,3 +266,35 @@ def test_correspondence_report_on_a_short_demo_run(tmp_path, metric_env, capsys)
     assert 0 < result["intra_cluster_lpips_source"] < 1
     assert -1 <= result["structure_similarity_to_source"] <= 1
     assert result["fid_to_target_adapted"] > 0
+
+
+def test_distance_loss_draws_independent_noise_by_default():
+    """The official code calls both generators with ``randomize_noise``: with the target a copy
+    of the source, shared noise gives L_dist = 0 and independent noise does not."""
+    from lightning_modules.layers.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    source = Generator(16, style_dim=8, n_mlp=1, channels={4: 8, 8: 8, 16: 8})
+    with torch.no_grad():  # noise strengths start at 0 in StyleGAN2: make the noise matter
+        for name, parameter in source.named_parameters():
+            if "noise" in name:
+                parameter.fill_(1.0)
+    target = copy.deepcopy(source)
+    calls = []
+
+    def draw(batch, *shape, kind="normal"):
+        sample = (torch.randn if kind == "normal" else torch.rand)(
+            batch, *shape, generator=torch.Generator().manual_seed(len(calls)))
+        calls.append(sample)
+        return sample
+
+    values = {}
+    for shared in (False, True):
+        calls.clear()
+        values[shared] = float(CDCLoss(distance_batch=4, shared_noise=shared).distance_loss(
+            target, source, draw, draw))
+        noise_draws = [c for c in calls if c.dim() == 4]
+        assert len(noise_draws) == (1 if shared else 2) * len(source.noise_shapes(4))
+    assert values[True] == pytest.approx(0.0, abs=1e-7)
+    assert values[False] > 1e-4
+    assert inspect.signature(FewShotCDC).parameters["shared_noise"].default is False

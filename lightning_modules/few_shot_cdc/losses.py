@@ -6,6 +6,8 @@ owns every phase (NVlabs' layout).
   give, per anchor i, cosine similarities to the other N-1 samples; softmax over them gives
   ``P_source`` and ``P_target``; the loss is ``KL(P_source || P_target)`` averaged over all
   N(N-1) entries (PyTorch's ``KLDivLoss`` default, as the official code), weighted by lambda.
+  Both generators get the same latents; their noise maps are drawn independently, as the
+  official code does (``randomize_noise`` in both calls), or shared (``shared_noise``).
 - Relaxed realism (Sec. 3.2, Eq. 4): latents drawn from the anchor region (one anchor per
   training image, N(anchor, std^2)) meet the image-level discriminator; other latents (style
   mixing) meet the patch-level discriminator. The module decides which, per iteration.
@@ -63,13 +65,14 @@ class CDCLoss(StyleGAN2Loss):
 
     def __init__(self, distance_weight: float = 1000.0, distance_batch: int = 4,
                  anchor_std: float = 0.1, r1_gamma: float = 10.0, pl_weight: float = 2.0,
-                 pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9) -> None:
+                 pl_batch_shrink: int = 2, style_mixing_prob: float = 0.9,
+                 shared_noise: bool = False) -> None:
         super().__init__(r1_gamma, pl_weight, pl_batch_shrink, style_mixing_prob=style_mixing_prob)
         if distance_batch < 3:
             raise ConfigError(f"distance_batch must be >= 3 (softmax over N-1 >= 2 entries), got "
                              f"{distance_batch}")
         self.distance_weight, self.distance_batch = distance_weight, distance_batch
-        self.anchor_std = anchor_std
+        self.anchor_std, self.shared_noise = anchor_std, shared_noise
 
     def generate_from(self, generator: Generator, batch: int, draw: Draw, draw_shared: Draw,
                       anchors: torch.Tensor | None) -> torch.Tensor:
@@ -111,16 +114,22 @@ class CDCLoss(StyleGAN2Loss):
 
     def distance_loss(self, generator: Generator, source: Generator, draw: Draw,
                       draw_shared: Draw) -> torch.Tensor:
-        """L_dist for ``distance_batch`` shared latents (the same z and noise for both)."""
+        """L_dist for ``distance_batch`` latents shared by both generators; the noise maps
+        are drawn once per generator (official) or once for both (``shared_noise``)."""
         count = self.distance_batch
         z = draw_shared(count, generator.style_dim)
-        noise = [draw_shared(count, *shape[1:]) for shape in generator.noise_shapes(count)]
+
+        def noise_maps() -> list[torch.Tensor]:
+            return [draw_shared(count, *shape[1:]) for shape in generator.noise_shapes(count)]
+
+        source_noise = noise_maps()
+        target_noise = source_noise if self.shared_noise else noise_maps()
         num_features = len(generator.styled_convs)
         layers = (1 + draw_shared(count, kind="uniform") * (num_features - 1)).long()
         layers = layers.clamp(1, num_features - 1).tolist()
         with torch.no_grad():
-            _, source_features = source(z, noise=noise, return_features=True)
-        _, target_features = generator(z, noise=noise, return_features=True)
+            _, source_features = source(z, noise=source_noise, return_features=True)
+        _, target_features = generator(z, noise=target_noise, return_features=True)
         return cross_domain_distance_loss(source_features, target_features, layers)
 
 

@@ -96,7 +96,7 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
                  seed: int | None = None, trust_checkpoint: bool = False,
                  augment: bool = False, augment_p: float = 0.0,
                  ada_target: float | None = 0.6, ada_speed_kimg: float = 20.0,
-                 **kwargs: Any) -> None:
+                 shared_noise: bool = False, **kwargs: Any) -> None:
         super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg, seed=seed,
                          **kwargs)
         self.save_hyperparameters()
@@ -111,7 +111,7 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         self.patch_feature_index = (self.discriminator.size // patch_resolution).bit_length() - 1
         self.patch_head = PatchHead(channels[patch_resolution])
         self.loss = CDCLoss(distance_weight, distance_batch, anchor_std, r1_gamma, pl_weight,
-                            pl_batch_shrink, style_mixing_prob)
+                            pl_batch_shrink, style_mixing_prob, shared_noise)
         anchor_rng = torch.Generator().manual_seed(0 if seed is None else seed)
         self.register_buffer("anchors", torch.randn(num_anchors, self.generator.style_dim,
                                                     generator=anchor_rng))
