@@ -18,6 +18,10 @@ OFFICIAL_SWAPAE ?=
 # A copy of microsoft/CoCosNet (with sync_batchnorm/ in models/networks/) for the side-by-side
 # benchmark; the row is skipped when unset.
 OFFICIAL_COCOSNET ?=
+# Copies of utkarshojha/few-shot-gan-adaptation and rosinality/stylegan2-pytorch (its op package
+# runs on the CPU) for the CDC benchmark; the row is skipped unless both are set.
+OFFICIAL_CDC ?=
+ROSINALITY ?=
 
 .PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench results lint clean
 
@@ -95,6 +99,12 @@ bench: venv
 		--markdown runs/bench/cocosnet_memory.md
 	$(if $(OFFICIAL_COCOSNET),$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_iteration.py \
 		--official $(OFFICIAL_COCOSNET) --markdown runs/bench/cocosnet_iteration.md)
+	$(if $(and $(OFFICIAL_CDC),$(ROSINALITY)),$(TUNED_MALLOC) $(PY) \
+		experiments/benchmarks/cdc_iteration.py --official $(OFFICIAL_CDC) \
+		--rosinality $(ROSINALITY) --markdown runs/bench/cdc_iteration.md)
+	$(if $(and $(OFFICIAL_CDC),$(ROSINALITY)),$(PY) experiments/benchmarks/cdc_iteration.py \
+		--official $(OFFICIAL_CDC) --rosinality $(ROSINALITY) --resolutions 64 \
+		--markdown runs/bench/cdc_iteration_default_allocator.md)
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/swapae_iteration.py \
 		--variants channels_last contiguous compiled $(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration.md

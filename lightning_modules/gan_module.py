@@ -27,12 +27,13 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from lightning_modules.checkpoint_io import (
@@ -48,6 +49,7 @@ from lightning_modules.distributed import (
 )
 from lightning_modules.errors import ConfigError, CorrlabError
 from lightning_modules.layers.ema import ema_beta, update_ema
+from lightning_modules.layout import LayoutProbe, set_layout
 
 # EMA copies are frozen and in eval mode on purpose; Lightning warns about any eval module.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -184,7 +186,9 @@ class GANModule(L.LightningModule):
         seed: seed of :meth:`draw` (None: the ``seed_everything`` seed).
         channels_last: train with 4-D parameters (and so activations) in channels-last memory
             order; the same numbers up to float rounding, faster where the convolutions are
-            (``experiments/benchmarks/swapae_iteration.py``).
+            (``experiments/benchmarks/swapae_iteration.py``). ``auto``: time both layouts on
+            the first iterations and keep the faster (:mod:`lightning_modules.layout`; the
+            choice is logged as ``layout/channels_last`` and kept in checkpoints).
         compile_networks: ``torch.compile`` the trained networks when training starts
             (``higher_order`` phases stay eager); the same numbers up to float rounding.
         optimizers: per network, overrides of its :class:`OptimizerSpec` from the config, e.g.
@@ -208,11 +212,17 @@ class GANModule(L.LightningModule):
 
     def __init__(self, max_kimg: float | None = None, ema_half_life_kimg: float | None = 10.0,
                  ema_rampup: float | None = None, seed: int | None = None,
-                 channels_last: bool = False, compile_networks: bool = False,
+                 channels_last: bool | Literal["auto"] = False,
+                 compile_networks: bool = False,
                  optimizers: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
+        if channels_last not in (True, False, "auto"):
+            raise ConfigError(f"channels_last must be true, false or auto, got {channels_last!r}")
         self.channels_last, self.compile_networks = channels_last, compile_networks
+        self._layout_probe: LayoutProbe | None = None
+        self._layout_choice: bool | None = None  # what channels_last: auto chose
+        self._resumed_probe_state: dict | None = None
         self.optimizer_options = dict(optimizers or {})
         self.max_kimg, self.ema_half_life_kimg, self.ema_rampup = max_kimg, ema_half_life_kimg, \
             ema_rampup
@@ -358,7 +368,15 @@ class GANModule(L.LightningModule):
         """Apply ``channels_last`` and ``compile_networks`` (Lightning calls this when fitting
         starts; a bare loop calls it after ``configure_optimizers``). Parameters keep their
         identity, so optimizers stay valid."""
-        if self.channels_last:
+        if self.channels_last == "auto":
+            if self._layout_choice is None:  # measure (or go on measuring, when resumed)
+                probe = self._layout_probe = LayoutProbe()
+                if self._resumed_probe_state is not None:
+                    probe.load_state_dict(self._resumed_probe_state)
+                set_layout(self, probe.current == "channels_last")
+            else:  # resumed: the choice made when the run started
+                set_layout(self, self._layout_choice)
+        elif self.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.compile_networks:
             for modules in self._network_modules.values():
@@ -382,6 +400,9 @@ class GANModule(L.LightningModule):
 
     def iterate(self, batch: Any, run_phase: Callable[[Phase, Any], Any]) -> None:
         """One training iteration: the due phases, then EMA and the counters."""
+        probe, iteration = self._layout_probe, self.iteration
+        if probe is not None:
+            probe.before_iteration(self.device)
         self._draws_this_iteration = 0
         if getattr(self, "_schedules", None) and self._trainer is not None:
             self.apply_lr_schedules()
@@ -392,6 +413,17 @@ class GANModule(L.LightningModule):
         self.update_ema(global_batch)
         self.images_seen += global_batch
         self.iteration += 1
+        if probe is not None:
+            choice = probe.after_iteration(iteration, self.device, self._switch_layout)
+            if choice is not None:
+                self._layout_choice, self._layout_probe = choice, None
+                rank_zero_info(probe.summary(choice))
+                if self._trainer is not None:
+                    self.log("layout/channels_last", float(choice), on_step=True,
+                             on_epoch=False)
+
+    def _switch_layout(self, channels_last: bool) -> None:
+        set_layout(self, channels_last, self.trainer.optimizers if self._trainer else ())
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Nothing to compute per batch: GANs are evaluated by metric callbacks (FID, LPIPS, ...)
@@ -468,7 +500,10 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["corrlab"] = {"images_seen": self.images_seen, "iteration": self.iteration,
                                  "model_class": class_path(self),
-                                 "rng_states": gather_rng_states()}
+                                 "rng_states": gather_rng_states(),
+                                 "layout_channels_last": self._layout_choice,
+                                 "layout_probe": self._layout_probe.state_dict()
+                                 if self._layout_probe is not None else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
@@ -476,6 +511,8 @@ class GANModule(L.LightningModule):
         state = checkpoint.get("corrlab", {})
         self.images_seen = int(state.get("images_seen", 0))
         self.iteration = int(state.get("iteration", 0))
+        self._layout_choice = state.get("layout_channels_last")
+        self._resumed_probe_state = state.get("layout_probe")
         rng_states = state.get("rng_states") or []
         if self._trainer is not None and len(rng_states) == self.world_size:
             set_rng_state(rng_states[self.rank])  # resuming with the same world size

@@ -10,6 +10,7 @@ import math
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 
 from datamodules import FewShotDataModule
 from lightning_modules.errors import ConfigError
@@ -298,3 +299,25 @@ def test_distance_loss_draws_independent_noise_by_default():
     assert values[True] == pytest.approx(0.0, abs=1e-7)
     assert values[False] > 1e-4
     assert inspect.signature(FewShotCDC).parameters["shared_noise"].default is False
+
+
+def test_patch_critic_reads_the_residual_branch_and_stops_there():
+    """The official patch discriminator feeds ``Extra`` (conv, bias, leaky ReLU x sqrt 2) the
+    residual branch of the block that outputs 32 px, before the skip is added."""
+    module = make_module()
+    d, head = module.discriminator, module.patch_head.conv
+    size = module.generator.size
+    images = torch.randn(2, 3, size, size)
+    x, branch = d.from_rgb(images), None
+    for block in d.blocks:  # layer by layer, independently of residual_branch
+        if x.shape[-1] == 2 * module.patch_resolution:
+            branch = block.conv2(block.conv1(x))
+            break
+        x = block(x)
+    expected = F.leaky_relu(head.conv(branch) + head.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+    calls = []
+    d.final_conv.register_forward_hook(lambda *args: calls.append(1))
+    d.blocks[-1].register_forward_hook(lambda *args: calls.append(1))
+    torch.testing.assert_close(module.patch_critic(images), expected)
+    assert calls == []  # nothing after the feature runs
+    assert expected.shape[-1] == module.patch_resolution

@@ -52,8 +52,7 @@ def test_channels_last_gives_the_same_gradients_and_checkpoints(tmp_path: Path):
     assert_same_gradients(results[True], results[False])
     # through the Trainer it is applied when fitting starts; checkpoints load anywhere
     L.seed_everything(0)
-    module = SwappingAutoencoder(**TINY_SWAPAE, max_kimg=0.008)
-    assert module.channels_last  # the Swapping Autoencoder's default
+    module = SwappingAutoencoder(**TINY_SWAPAE, max_kimg=0.008, channels_last=True)
     fit = trainer(tmp_path)
     fit.fit(module, tiny_data(crop_size=32))
     weight = max((p for p in module.encoder.parameters() if p.dim() == 4), key=torch.numel)
@@ -118,3 +117,42 @@ def test_phase_context_turns_autocast_off_only_for_higher_order_phases(phase: Ph
     with torch.autocast("cpu", dtype=torch.bfloat16), module.phase_context(phase):
         dtype = torch.nn.functional.linear(torch.ones(2, 3), torch.ones(4, 3)).dtype
     assert dtype == (torch.float32 if phase.higher_order else torch.bfloat16)
+
+
+@pytest.mark.parametrize("faster", ["channels_last", "contiguous"])
+def test_channels_last_auto_times_both_layouts_and_keeps_the_faster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faster: str):
+    """A fake clock makes one layout's iterations take half as long: ``auto`` must keep that
+    one, with the optimizer states in the same layout, and save the choice."""
+    import lightning_modules.gan_module as gan_module
+    from lightning_modules.layout import LayoutProbe
+
+    L.seed_everything(0)
+    module = SwappingAutoencoder(**TINY_SWAPAE, max_kimg=0.004 * 10)  # 10 iterations
+    assert module.channels_last == "auto"  # the Swapping Autoencoder's default
+    weight = max((p for p in module.encoder.parameters() if p.dim() == 4), key=torch.numel)
+    layouts = []
+
+    def clock() -> float:  # each call: the time an iteration in the current layout took
+        is_channels_last = weight.is_contiguous(memory_format=torch.channels_last) and \
+            not weight.is_contiguous()
+        layouts.append(is_channels_last)
+        clock.now += 1.0 if is_channels_last == (faster == "channels_last") else 2.0
+        return clock.now
+
+    clock.now = 0.0
+    monkeypatch.setattr(gan_module, "LayoutProbe", lambda: LayoutProbe(clock=clock))
+    fit = trainer(tmp_path)
+    fit.fit(module, tiny_data(crop_size=32))
+    assert module.iteration == 10
+    chose_channels_last = faster == "channels_last"
+    assert module._layout_choice is chose_channels_last
+    # contiguous for iterations 0-3, channels-last for 4-7, then the choice
+    assert layouts[0::2] == [False] * 4 + [True] * 4
+    assert weight.is_contiguous(memory_format=torch.channels_last) == chose_channels_last
+    assert weight.is_contiguous() != chose_channels_last
+    state = fit.optimizers[0].state[weight]["exp_avg"]
+    assert state.stride() == weight.stride()
+    fit.save_checkpoint(tmp_path / "auto.ckpt")
+    saved = torch.load(tmp_path / "auto.ckpt", weights_only=False)["corrlab"]
+    assert saved["layout_channels_last"] is chose_channels_last and saved["layout_probe"] is None

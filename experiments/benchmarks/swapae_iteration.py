@@ -5,7 +5,7 @@ side by side with the official code when a checkout of it is given.
         [--repeats 5] [--variants channels_last contiguous compiled] [--official DIR]
         [--markdown FILE]
 
-Contenders: corrlab's ``channels_last`` (the module's default), ``contiguous``
+Contenders: corrlab's ``channels_last`` (``channels_last: true``), ``contiguous``
 (``channels_last: false``) and ``compiled`` (channels-last with ``compile_networks: true``), and
 with ``--official DIR`` the official code (taesungp/swapping-autoencoder-pytorch checked out at
 DIR; see ``official_swapae.py``), built at the same options and checked to compute the same

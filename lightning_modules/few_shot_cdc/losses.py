@@ -24,8 +24,7 @@ from torch import nn
 
 from lightning_modules.errors import ConfigError
 from lightning_modules.layers.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
-from lightning_modules.layers.ops import EqualConv2d
-from lightning_modules.layers.stylegan2 import Generator
+from lightning_modules.layers.stylegan2 import ConvAct, Generator
 from lightning_modules.stylegan2.loss import Draw, StyleGAN2Loss
 
 #: images -> logits (image-level: N x 1, patch-level: N x 1 x h x w)
@@ -134,12 +133,13 @@ class CDCLoss(StyleGAN2Loss):
 
 
 class PatchHead(nn.Module):
-    """Patch-level critic head (Sec. 3.2): one 3x3 equalized conv from a D feature map to
-    ``1 x h x w`` logits (the official ``Extra`` network)."""
+    """Patch-level critic head (Sec. 3.2): a 3x3 equalized conv, bias and leaky ReLU (x sqrt 2)
+    from a D feature map to ``1 x h x w`` logits (the official ``Extra``: a ``ConvLayer`` with
+    its activation)."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.conv = EqualConv2d(in_channels, 1, 3, padding=1)
+        self.conv = ConvAct(in_channels, 1, 3)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.conv(features)

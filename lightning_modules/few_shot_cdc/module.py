@@ -69,7 +69,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         distance_batch: N latents per L_dist evaluation.
         anchor_std: standard deviation of the anchor region.
         subspace_freq: every this many iterations, anchor latents + image-level D.
-        patch_resolution: resolution of the D feature the patch head reads (official: 32).
+        patch_resolution: the patch head reads the residual branch (before the skip) of the
+            D block that outputs this resolution (official: 32).
         use_patch_d: False trains every iteration with the image-level D and ordinary latents
             (the plain fine-tuning baseline together with ``distance_weight: 0``).
         trust_checkpoint: read a source checkpoint that holds pickled Python objects beyond
@@ -105,10 +106,11 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         self.generator = source.generator
         self.discriminator = source.discriminator
         channels = self.discriminator.channels
-        if patch_resolution not in channels or patch_resolution > self.discriminator.size:
-            raise ConfigError(f"patch_resolution {patch_resolution} is not a discriminator "
-                             f"resolution ({sorted(channels)})")
-        self.patch_feature_index = (self.discriminator.size // patch_resolution).bit_length() - 1
+        block_outputs = sorted(r for r in channels if r < self.discriminator.size)
+        if patch_resolution not in block_outputs:
+            raise ConfigError(f"patch_resolution {patch_resolution} is not the output resolution "
+                             f"of a discriminator block ({block_outputs})")
+        self.patch_resolution = patch_resolution
         self.patch_head = PatchHead(channels[patch_resolution])
         self.loss = CDCLoss(distance_weight, distance_batch, anchor_std, r1_gamma, pl_weight,
                             pl_batch_shrink, style_mixing_prob, shared_noise)
@@ -133,9 +135,12 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         return self.discriminator(self.augmented(images))
 
     def patch_critic(self, images: torch.Tensor) -> torch.Tensor:
-        """``N x 1 x r x r`` logits from the D feature at ``patch_resolution``."""
-        _, features = self.discriminator(self.augmented(images), return_features=True)
-        return self.patch_head(features[self.patch_feature_index])
+        """``N x 1 x r x r`` logits from the residual branch of the D block that outputs
+        ``patch_resolution`` px (the official patch discriminator's feature; the layers after
+        it are not run)."""
+        features = self.discriminator.residual_branch(self.augmented(images),
+                                                      self.patch_resolution)
+        return self.patch_head(features)
 
     def augmented(self, images: torch.Tensor) -> torch.Tensor:
         return images if self.augment is None else self.augment(images, self.draw)

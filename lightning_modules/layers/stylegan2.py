@@ -379,3 +379,18 @@ class Discriminator(nn.Module):
         x = self.final_conv(x)
         logits = self.out_fc(self.final_fc(x.flatten(1)))
         return (logits, features) if return_features else logits
+
+    def residual_branch(self, images: torch.Tensor, resolution: int) -> torch.Tensor:
+        """The residual branch ``conv2(conv1(x))`` (before the skip is added) of the block
+        whose output has ``resolution`` px, computing only the layers up to it: the feature
+        CDC's patch-level critic reads (the official ``Patch_Discriminator``'s first feature,
+        at 32 px)."""
+        if self.condition_channels:
+            raise ValueError("residual_branch is for unconditional discriminators")
+        x = self.from_rgb(images)
+        for block in self.blocks:
+            if x.shape[-1] == 2 * resolution:
+                return block.conv2(block.conv1(x))
+            x = block(x)
+        raise ValueError(f"no discriminator block outputs {resolution} px for {images.shape[-1]} "
+                         f"px images")

@@ -12,7 +12,7 @@ ones so configs can be compared line by line.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -36,9 +36,10 @@ class SwappingAutoencoder(GANModule):
     the co-occurrence terms and their R1 this many images at a time, backpropagating each chunk
     at once (an image's patch terms involve only its own crops, so the gradient is the same up
     to float rounding); ``null`` runs the whole batch in one graph. Lower peak memory, and
-    faster on CPU (``experiments/benchmarks/swapae_iteration.py``). ``channels_last`` is on by
-    default here: the same numbers up to float rounding, and faster iterations in that
-    benchmark."""
+    faster on CPU (``experiments/benchmarks/swapae_iteration.py``). ``channels_last`` is
+    ``auto`` by default here: channels-last was 8-12% faster on Intel Xeons with AVX-512 and
+    35% slower on an AMD EPYC in that benchmark, so the first iterations time both layouts
+    (:mod:`lightning_modules.layout`)."""
 
     ema_pairs = {"encoder": "encoder_ema", "generator": "generator_ema"}
 
@@ -57,7 +58,8 @@ class SwappingAutoencoder(GANModule):
                  lambda_GAN: float = 1.0, lambda_PatchGAN: float = 1.0, lr: float = 0.002,
                  beta1: float = 0.0, beta2: float = 0.99, R1_once_every: int = 16,
                  max_kimg: float | None = 25000.0, ema_half_life_kimg: float | None = None,
-                 patch_chunk_images: int | None = 1, channels_last: bool = True,
+                 patch_chunk_images: int | None = 1,
+                 channels_last: bool | Literal["auto"] = "auto",
                  **kwargs: Any) -> None:
         super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg,
                          channels_last=channels_last, **kwargs)
