@@ -28,7 +28,8 @@ SWAPAE = {
                       netD_scale_capacity=0.0625, netD_max_channels=16,
                       netPatchD_scale_capacity=0.25, netPatchD_max_nc=16,
                       patch_pair_widths=[16, 16, 8], patch_size=16, patch_num_crops=2,
-                      R1_once_every=4, ema_half_life_kimg=0.01),
+                      R1_once_every=4, ema_half_life_kimg=0.01,
+                      channels_last=True),  # not auto: its choice depends on measured times
 }
 CDC = {
     "class_path": "lightning_modules.few_shot_cdc.FewShotCDC",
