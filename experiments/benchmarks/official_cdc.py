@@ -67,6 +67,20 @@ def import_official(official: str | Path, rosinality: str | Path, marker: str = 
     return model, train
 
 
+def path_length_step(official, mean_path_length):
+    """The official lazy path-length step (``train.py``) of ``official`` (an
+    :class:`OfficialCDC` or :class:`OfficialStyleGAN2`); returns the new running mean."""
+    t, a = official.train, official.args
+    batch = max(1, a.batch // a.path_batch_shrink)
+    fake, latents = official.generator(t.mixing_noise(batch, a.latent, a.mixing, "cpu"),
+                                       return_latents=True)
+    path_loss, mean_path_length, _ = t.g_path_regularize(fake, latents, mean_path_length)
+    official.generator.zero_grad()
+    (a.path_regularize * a.g_reg_every * path_loss + 0 * fake[0, 0, 0, 0]).backward()
+    official.g_optim.step()
+    return mean_path_length
+
+
 class OfficialCDC:
     """Official networks, optimizers and training-loop statements (``train.py`` defaults:
     lr 0.002, R1 10 every 16, path length 2 every 4, mixing 0.9, N = 4 for the distance loss,
@@ -150,31 +164,26 @@ class OfficialCDC:
         a = self.args
         n = a.feat_const_batch
         sfm, sim = nn.Softmax(dim=1), nn.CosineSimilarity()
-        with torch.no_grad():
-            z = torch.randn(n, a.latent)
-            feat_ind = np.random.randint(1, self.g_source.n_latent - 1, size=n)
-            _, feat_source = self.g_source([z], return_feats=True)
-            dist_source = torch.zeros([n, n - 1])
+
+        def similarities(features: list[torch.Tensor], layers) -> torch.Tensor:
+            distances = torch.zeros([n, n - 1])  # the official per-entry assignment loop
             for pair1 in range(n):
                 column = 0
                 for pair2 in range(n):
                     if pair1 != pair2:
-                        anchor = feat_source[feat_ind[pair1]][pair1].reshape(-1)[None]
-                        other = feat_source[feat_ind[pair1]][pair2].reshape(-1)[None]
-                        dist_source[pair1, column] = sim(anchor, other)
+                        anchor = features[layers[pair1]][pair1].reshape(-1)[None]
+                        other = features[layers[pair1]][pair2].reshape(-1)[None]
+                        distances[pair1, column] = sim(anchor, other)
                         column += 1
-            dist_source = sfm(dist_source)
+            return sfm(distances)
+
+        with torch.no_grad():
+            z = torch.randn(n, a.latent)
+            feat_ind = np.random.randint(1, self.g_source.n_latent - 1, size=n)
+            _, feat_source = self.g_source([z], return_feats=True)
+            dist_source = similarities(feat_source, feat_ind)
         _, feat_target = self.generator([z], return_feats=True)
-        dist_target = torch.zeros([n, n - 1])
-        for pair1 in range(n):
-            column = 0
-            for pair2 in range(n):
-                if pair1 != pair2:
-                    anchor = feat_target[feat_ind[pair1]][pair1].reshape(-1)[None]
-                    other = feat_target[feat_ind[pair1]][pair2].reshape(-1)[None]
-                    dist_target[pair1, column] = sim(anchor, other)
-                    column += 1
-        dist_target = sfm(dist_target)
+        dist_target = similarities(feat_target, feat_ind)
         return a.kl_wt * nn.KLDivLoss()(torch.log(dist_target), dist_source)
 
     def g_step(self, which: int, regularize: bool) -> None:
@@ -188,14 +197,7 @@ class OfficialCDC:
         g_loss.backward()
         self.g_optim.step()
         if regularize:
-            batch = max(1, a.batch // a.path_batch_shrink)
-            fake, latents = self.generator(self.train.mixing_noise(batch, a.latent, a.mixing,
-                                                                   "cpu"), return_latents=True)
-            path_loss, self.mean_path_length, _ = t.g_path_regularize(fake, latents,
-                                                                      self.mean_path_length)
-            self.generator.zero_grad()
-            (a.path_regularize * a.g_reg_every * path_loss + 0 * fake[0, 0, 0, 0]).backward()
-            self.g_optim.step()
+            self.mean_path_length = path_length_step(self, self.mean_path_length)
         t.accumulate(self.g_ema, self.generator, self.accum)
 
 
@@ -256,12 +258,5 @@ class OfficialStyleGAN2:
         g_loss.backward()
         self.g_optim.step()
         if regularize_g:
-            batch = max(1, a.batch // a.path_batch_shrink)
-            fake, latents = self.generator(t.mixing_noise(batch, a.latent, a.mixing, "cpu"),
-                                           return_latents=True)
-            path_loss, self.mean_path_length, _ = t.g_path_regularize(fake, latents,
-                                                                      self.mean_path_length)
-            self.generator.zero_grad()
-            (a.path_regularize * a.g_reg_every * path_loss + 0 * fake[0, 0, 0, 0]).backward()
-            self.g_optim.step()
+            self.mean_path_length = path_length_step(self, self.mean_path_length)
         t.accumulate(self.g_ema, self.generator, self.accum)
