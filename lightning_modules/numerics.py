@@ -8,8 +8,11 @@ changes only values below 1.2e-38, far under anything an update or a loss can re
 
 ``torch.set_flush_denormal`` sets the flags of the calling thread only; threads created later
 inherit them, but OpenMP workers that already run keep their own. corrlab therefore sets them
-when ``lightning_modules`` is imported (before most programs start the thread pool) and
-:func:`denormals_flushed` checks every worker. ``CORRLAB_FLUSH_DENORMAL=0`` leaves them alone.
+when ``lightning_modules`` is imported, before most programs start the thread pool.
+:func:`denormals_flushed` is a best-effort check: it reports whether products over subnormals
+come back zero. It can miss a worker; in one test, a matrix product over subnormals stored
+before the flags were set stayed slow while the check passed. ``CORRLAB_FLUSH_DENORMAL=0``
+leaves the flags alone.
 """
 
 from __future__ import annotations
