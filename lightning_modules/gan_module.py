@@ -377,7 +377,7 @@ class GANModule(L.LightningModule):
             else:  # resumed: the choice made when the run started
                 set_layout(self, self._layout_choice)
         elif self.channels_last:
-            self.to(memory_format=torch.channels_last)
+            set_layout(self, True)
         if self.compile_networks:
             for modules in self._network_modules.values():
                 for module in modules:

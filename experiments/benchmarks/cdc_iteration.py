@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 import lightning_modules.numerics  # noqa: F401  (first: flushes subnormals as its env says)
-from experiments.benchmarks.report import emit, environment, median_seconds
+from experiments.benchmarks.report import emit, environment, median_seconds, phase_runner
 from experiments.benchmarks.swapae_iteration import conv_peak_gflops, counted
 
 #: piece -> (which: 0 image-level / 1 patch-level, lazy R1, lazy path length); StyleGAN2 has
@@ -145,8 +145,7 @@ def pieces(model: str, name: str, official_dir: str, rosinality: str, size: int,
         return {piece: (lambda r1=r1, pl=pl: official.iteration(r1, pl))
                 for piece, (_, r1, pl) in specs.items()}
     module = corrlab_module(model, folder)
-    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
-    module.prepare_for_training()
+    run_phase = phase_runner(module)
     phases = {phase.name: phase for phase in module.phases()}
     data = {"image": torch.rand(batch, 3, size, size) * 2 - 1}
 
@@ -154,7 +153,7 @@ def pieces(model: str, name: str, official_dir: str, rosinality: str, size: int,
         module.iteration = 1 if which else 0  # CDC: image-level when iteration % 4 == 0
         module._draws_this_iteration = 0
         for phase in ["D_main", *(["D_reg"] if r1 else []), "G_main", *(["G_reg"] if pl else [])]:
-            module.step_phase(phases[phase], data, optimizers[phases[phase].network])
+            run_phase(phases[phase], data)
         module.update_ema(batch)
 
     return {piece: (lambda spec=spec: run(*spec)) for piece, spec in specs.items()}

@@ -26,7 +26,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from experiments.benchmarks.report import emit, environment, median_seconds
+from experiments.benchmarks.report import emit, environment, median_seconds, phase_runner
 
 LABELS = 150
 
@@ -52,16 +52,14 @@ def batch_of(size: int, batch: int) -> dict:
 
 
 def training_iteration(module, data: dict):
-    """One G step and one D step of ``module`` on ``data`` as corrlab trains: each phase through
-    ``GANModule.step_phase`` (only that phase's network takes gradients) with the optimizers of
-    ``configure_optimizers`` (fused Adam, the module's TTUR settings)."""
-    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
-    module.prepare_for_training()
-    phases = module.phases()
+    """One G step and one D step of ``module`` on ``data`` as corrlab trains
+    (:func:`~experiments.benchmarks.report.phase_runner`: only that phase's network takes
+    gradients; fused Adam with the module's TTUR settings)."""
+    run_phase, phases = phase_runner(module), module.phases()
 
     def iteration():
         for phase in phases:
-            module.step_phase(phase, data, optimizers[phase.network])
+            run_phase(phase, data)
 
     return iteration
 

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 import yaml
 
-from experiments.benchmarks.report import emit, environment
+from experiments.benchmarks.report import emit, environment, phase_runner
 
 
 def instantiate(spec: dict, default_module: str):
@@ -69,11 +69,8 @@ def bare_loop(config: str, iterations: int, warmup: int) -> float:
     L.seed_everything(0, verbose=False)
     module, data = build(config)
     data.setup("fit")
-    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
-    module.prepare_for_training()  # what on_fit_start does under the Trainer
+    run_phase = phase_runner(module)
     module.train()
-    run_phase = lambda phase, batch: module.step_phase(  # noqa: E731
-        phase, batch, optimizers[phase.network])
     start = None
     for index, batch in enumerate(data.train_dataloader()):
         if index == warmup:

@@ -38,6 +38,15 @@ def environment() -> str:
             f"{'yes' if denormals_flushed() else 'no'}")
 
 
+def phase_runner(module) -> Callable[[object, object], dict]:
+    """Training without a Trainer: the optimizers of ``configure_optimizers`` and
+    ``prepare_for_training`` (what fitting sets up), then ``run(phase, batch)`` is
+    ``GANModule.step_phase`` with that phase's optimizer, the function training runs."""
+    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
+    module.prepare_for_training()
+    return lambda phase, batch: module.step_phase(phase, batch, optimizers[phase.network])
+
+
 def emit(lines: list[str], markdown: str | Path | None) -> None:
     text = "\n".join(lines)
     print(text)

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from experiments.benchmarks.report import emit, environment, median_seconds
+from experiments.benchmarks.report import emit, environment, median_seconds, phase_runner
 
 STEPS = ("D", "G", "D+R1")
 
@@ -114,14 +114,13 @@ def contender_steps(name: str, resolution: int, batch: int, official: str | None
         return OfficialContender(official, hparams).steps(images)
     module = church_model(resolution, channels_last=name != "contiguous",
                           compile_networks=name == "compiled")
-    optimizers = dict(zip(module.optimizer_specs(), module.configure_optimizers(), strict=True))
-    module.prepare_for_training()  # what on_fit_start does under the Trainer
+    run_phase = phase_runner(module)
     batch_dict = {"image": images}
     d_main, d_reg, g_main = module.phases()
 
     def run(*phases):
         for phase in phases:
-            module.step_phase(phase, batch_dict, optimizers[phase.network])
+            run_phase(phase, batch_dict)
 
     return {"D": lambda: run(d_main), "G": lambda: run(g_main),
             "D+R1": lambda: run(d_main, d_reg)}
