@@ -30,6 +30,13 @@ def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
     return stack(structures), stack(textures), stack(truths)
 
 
+def swap_truth_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Tensor:
+    """``num_pairs x size x size`` label maps of the true swaps of
+    :func:`swap_pairs_with_truth` (the structure image's layout)."""
+    return torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i)[0], 0, size)[1]).long()
+                        for i in range(num_pairs)])
+
+
 class GroundTruthSwapError(KimgScheduledCallback):
     """Logs ``swap/l1_to_true_swap`` (and ``swap/lpips_to_true_swap`` when ``lpips_net`` is
     set) at the start and end of training and every ``every_kimg``; ``history`` keeps

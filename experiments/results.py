@@ -35,6 +35,8 @@ EXPERIMENTS = Path(__file__).resolve().parent
 #: folders under experiments/ that hold configs but no paper
 NOT_PAPERS = {"benchmarks", "slurm"}
 #: what every measured record must say about how it was produced
+#: metric names of the ground-truth leaderboard's records (experiments/leaderboard.py)
+LEADERBOARD = "leaderboard/"
 MEASURED_FIELDS = ("metric", "value", "command", "commit", "hardware", "data_sha256",
                    "checkpoint_sha256", "provenance")
 
@@ -106,7 +108,8 @@ def table(folder: Path) -> list[str]:
     for config, entry in registry["configs"].items():
         entry = entry or {}
         published = {n["metric"]: n for n in entry.get("published") or []}
-        measured = {r["metric"]: r for r in entry.get("measured") or []}
+        measured = {r["metric"]: r for r in entry.get("measured") or []
+                    if not r["metric"].startswith(LEADERBOARD)}
         metrics = list(dict.fromkeys([*published, *measured]))
         if not metrics:
             lines.append(f"| {config} | | not found | |")
@@ -156,14 +159,32 @@ def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = Fa
     return f"{records_file}: {added} record(s) added, {skipped} skipped"
 
 
+def leaderboard_table(root: Path = EXPERIMENTS) -> list[str]:
+    """The ground-truth leaderboard (``make leaderboard``) from every registry's
+    ``leaderboard/...`` records: mean +- std over seeds and the trivial answers."""
+    from experiments.leaderboard import from_registry
+    from experiments.leaderboard import table as leaderboard_rows
+
+    found = [dict(record, config=f"{folder.name}/{config}")
+             for folder in paper_folders(root)
+             for config, entry in load(folder)["configs"].items()
+             for record in (entry or {}).get("measured") or []
+             if record["metric"].startswith(LEADERBOARD)]
+    if not found:
+        return []
+    return ["### Ground-truth leaderboard (shapes & textures, `make leaderboard`)", "",
+            *leaderboard_rows(from_registry(found))]
+
+
 README = EXPERIMENTS.parent / "README.md"
 BEGIN, END = "<!-- results registry: begin (make results) -->", "<!-- results registry: end -->"
 
 
 def readme_tables(root: Path = EXPERIMENTS) -> str:
     """Every paper's table, as the README shows them between :data:`BEGIN` and :data:`END`."""
-    return "\n".join(line for folder in paper_folders(root)
-                     for line in [*table(folder), ""]).rstrip() + "\n"
+    return "\n".join([*(line for folder in paper_folders(root)
+                        for line in [*table(folder), ""]),
+                      *leaderboard_table(root)]).rstrip() + "\n"
 
 
 def readme_section(text: str) -> str:

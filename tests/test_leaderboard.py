@@ -1,0 +1,82 @@
+"""The ground-truth leaderboard (experiments/leaderboard.py) on a tiny budget: every row trains,
+is scored beside the trivial answers, and lands in the registry and the README's table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import yaml
+
+from experiments.leaderboard import ROWS, from_registry, leaderboard_config, main, table
+from experiments.results import (
+    EXPERIMENTS,
+    MEASURED_FIELDS,
+    leaderboard_table,
+    merge,
+    registry_problems,
+)
+
+
+def test_leaderboard_config_keeps_only_a_final_checkpoint_and_scales_the_budget(tmp_path):
+    path, max_kimg = leaderboard_config(ROWS["cocosnet"], 0.5, tmp_path)
+    demo = yaml.safe_load((EXPERIMENTS / "cocosnet" / "demo.yaml").read_text())
+    settings = yaml.safe_load(path.read_text())
+    assert max_kimg == settings["model"]["init_args"]["max_kimg"] \
+        == demo["model"]["init_args"]["max_kimg"] * 0.5
+    assert settings["trainer"]["callbacks"] == [
+        {"class_path": "KimgCheckpoint", "init_args": {"every_kimg": max_kimg}}]
+    assert settings["data"] == demo["data"]
+
+
+def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_path: Path,
+                                                                            capsys):
+    out = tmp_path / "leaderboard"
+    common = ["--kimg-scale", "0.01", "--pairs", "4", "--samples", "8", "--out", str(out)]
+    assert main(["--rows", *ROWS, "--seeds", "0", *common]) == 0
+    first_done = (out / "adain" / "seed0" / "done.json").read_text()
+    # a second call reuses finished runs and adds seed 1
+    assert main(["--rows", "adain", "cocosnet", "--seeds", "0", "1", *common]) == 0
+    assert (out / "adain" / "seed0" / "done.json").read_text() == first_done
+    assert (out / "adain" / "seed1" / "checkpoints" / "last.ckpt").is_file()
+
+    results = json.loads((out / "leaderboard.json").read_text())
+    assert list(results["rows"]) == ["adain", "cocosnet"]
+    for entry in results["rows"].values():
+        assert list(entry["seeds"]) == ["0", "1"]
+        for seed in entry["seeds"].values():
+            assert {"copy structure (trivial)", "copy texture (trivial)",
+                    "mean image (trivial)"} <= set(seed)
+            for scores in (seed["model"], seed["copy structure (trivial)"]):
+                assert 0 <= scores["structure_accuracy"] <= 1
+                assert 0 <= scores["texture_accuracy"] <= 1
+    # the layout baseline passes structure, the exemplar baseline does better on texture
+    cocosnet = results["rows"]["cocosnet"]["seeds"]["0"]
+    assert cocosnet["copy structure (trivial)"]["structure_accuracy"] > \
+        cocosnet["copy texture (trivial)"]["structure_accuracy"]
+    assert cocosnet["copy texture (trivial)"]["texture_accuracy"] > \
+        cocosnet["copy structure (trivial)"]["texture_accuracy"]
+    assert "epe" in cocosnet["model"] and "epe" in cocosnet["identity matching (trivial)"]
+
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    for record in records:
+        assert all(field in record for field in MEASURED_FIELDS) and record["quick"]
+        values = [v for v in record["provenance"]["per_seed"].values() if v is not None]
+        assert record["value"] == statistics.fmean(values)
+        assert record["std"] == statistics.stdev(values)
+    printed = capsys.readouterr().out
+    assert "| adain | 2 |" in printed and " ± " in printed
+    # the registry's records rebuild the same table, and the README block includes it
+    assert table(from_registry(records)) == table(results)
+    registry = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS, registry, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    merge(out / "records.jsonl", registry, include_quick=True)
+    assert registry_problems(registry) == []
+    assert leaderboard_table(registry)[2:] == table(results)
+
+
+def test_leaderboard_names_an_unknown_row(tmp_path: Path, capsys):
+    assert main(["--rows", "pix2pix", "--out", str(tmp_path)]) != 0
+    assert "pix2pix" in capsys.readouterr().err
