@@ -56,7 +56,7 @@ def structure_accuracy(images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     """Per image, mean IoU over the true regions of the prototype segmentation (module
     docstring); ``images`` ``N x 3 x H x W`` in [-1, 1], ``labels`` ``N x H x W``."""
     scores = []
-    for image, label_map in zip(images, labels):
+    for image, label_map in zip(images, labels, strict=True):
         pixels, prototypes = _region_prototypes(image, label_map)
         names = list(prototypes)
         distances = torch.cdist(pixels, torch.cat([prototypes[n] for n in names]))
@@ -73,7 +73,7 @@ def palette_distances(images: torch.Tensor, truth: torch.Tensor, labels: torch.T
     """Per image, per true region: mean RGB distance ([0, 1] units) between the image's two
     prototypes and the truth's in that region."""
     result = []
-    for image, true_image, label_map in zip(images, truth, labels):
+    for image, true_image, label_map in zip(images, truth, labels, strict=True):
         _, mine = _region_prototypes(image, label_map)
         _, true = _region_prototypes(true_image, label_map)
         result.append(torch.stack([(mine[n] - true[n]).norm(dim=1).mean() for n in true]))

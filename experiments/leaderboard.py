@@ -1,5 +1,6 @@
 """The ground-truth leaderboard on shapes & textures: every paper's demo config trained with
-several seeds, scored against the truth beside the trivial answers (:mod:`experiments.ground_truth`).
+several seeds, scored against the truth beside the trivial answers
+(:mod:`experiments.ground_truth`).
 
     python -m experiments.leaderboard [--rows ROW ...] [--seeds 0 1 2] [--kimg-scale 1]
                                       [--out runs/leaderboard]          (make leaderboard)
@@ -186,7 +187,7 @@ def records(results: dict) -> list[dict]:
                         "quick": results["kimg_scale"] < 1,
                         "provenance": {
                             "task": entry["task"], "max_kimg": entry["max_kimg"],
-                            "per_seed": dict(zip(map(str, seeds), values)),
+                            "per_seed": dict(zip(map(str, seeds), values, strict=True)),
                             "train_seconds": {str(k): s["train_seconds"]
                                               for k, s in seeds.items()},
                             "training_commands": [s["command"] for s in seeds.values()],
