@@ -23,7 +23,8 @@ OFFICIAL_COCOSNET ?=
 OFFICIAL_CDC ?=
 ROSINALITY ?=
 
-.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench results lint clean
+.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench results leaderboard \
+	lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -111,6 +112,15 @@ bench: venv
 	$(PY) experiments/benchmarks/swapae_iteration.py --resolutions 64 \
 		$(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration_default_allocator.md
+
+# Ground-truth leaderboard: every paper's demo config trained with 3 seeds (about 75 minutes
+# on 2 cores), scored against the truth beside the trivial answers, merged into the registry,
+# README tables regenerated. LEADERBOARD_ARGS='--rows adain adaconv --seeds 0' for a part.
+LEADERBOARD_ARGS ?=
+leaderboard: venv
+	$(TUNED_MALLOC) $(PY) -m experiments.leaderboard $(LEADERBOARD_ARGS)
+	$(PY) -m experiments.results --merge runs/leaderboard/records.jsonl
+	$(PY) -m experiments.results --write-readme
 
 # Regenerate the README's results tables from experiments/*/results.yaml.
 results: venv

@@ -7,7 +7,8 @@ true correspondence ``exemplar_flow``. On the datamodule's first ``num_pairs`` v
 
 - ``exemplar/l1_to_truth``, ``exemplar/lpips_to_truth``: the output against the truth, and the
   same for the warped exemplar (``..._warped_...``) and the trivial answer "copy the exemplar"
-  (``..._exemplar_...``);
+  (``..._exemplar_...``); likewise ``exemplar/structure_accuracy`` and
+  ``exemplar/texture_accuracy`` (:mod:`callbacks.accuracy`, against the input's label map);
 - ``exemplar/epe``: mean end-point error in pixels of the model's arg-max correspondence
   against the true one (where the exemplar has one), ``exemplar/within_1px`` the fraction of
   pixels within 1 px, and ``exemplar/epe_identity`` the error of matching every pixel to
@@ -19,10 +20,11 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from callbacks.accuracy import structure_accuracy, texture_accuracy
 from callbacks.fixed_samples import first_items
 from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, KimgScheduledCallback, kimg_of
-from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, TRUTH
+from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, LABEL, TRUTH
 from lightning_modules.contracts import Corresponds, Visualizes, require
 from lightning_modules.errors import ConfigError
 
@@ -90,6 +92,10 @@ class GroundTruthExemplarError(KimgScheduledCallback):
                              ("_exemplar", batch[EXEMPLAR])):
             images = images.clamp(-1, 1)
             values[f"exemplar/l1{name}_to_truth"] = float((images - truth).abs().mean())
+            values[f"exemplar/structure_accuracy{name}"] = float(
+                structure_accuracy(images, batch[LABEL]).mean())
+            values[f"exemplar/texture_accuracy{name}"] = float(
+                texture_accuracy(images, truth, batch[LABEL]).mean())
             if self.lpips is not None:
                 values[f"exemplar/lpips{name}_to_truth"] = float(
                     self.lpips.to(images.device)(images, truth).mean())

@@ -103,6 +103,9 @@ class ReconstructionLPIPS(KimgScheduledCallback):
                        {"value": value, "num_images": len(images), "kimg": kimg_of(pl_module),
                         "images": "first validation images", **self.lpips.provenance})
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Validation measures its own epoch's images (below), not :meth:`run`'s."""
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._values, self._count = [], 0
 

@@ -3,7 +3,8 @@
 Training length is counted in images seen (the module's ``images_seen``), never in optimizer
 steps, so periodic callbacks (grids, tables, metrics) fire every ``every_kimg`` thousand images:
 after the first training batch whose count reaches the next due point, then ``every_kimg``
-later. ``at_train_start`` / ``at_train_end`` add the two ends of training.
+later. ``at_train_start`` / ``at_train_end`` add the two ends of training; ``corrlab validate`` runs
+each scheduled callback once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 
 from lightning_modules.errors import ConfigError
 
@@ -70,4 +72,11 @@ class KimgScheduledCallback(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.schedule.at_train_end:
+            self.run(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """``corrlab validate`` (and so ``corrlab evaluate``): one run on the checkpoint;
+        validation inside ``fit`` leaves the schedule alone."""
+        if trainer.state.fn == TrainerFn.VALIDATING and not trainer.sanity_checking:
+            self.prepare(trainer, pl_module)
             self.run(trainer, pl_module)

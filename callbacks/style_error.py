@@ -9,8 +9,9 @@ fixed list of such triples this callback logs, for the module's ``stylize(conten
   (``style/l1_content_to_truth``, ``style/l1_style_to_truth``, ...), so a reader sees what
   "better" means,
 - ``style/layout_kept``: the hue-edge layout correlation (:mod:`callbacks.layout`) between the
-  stylised image and the content (the truth scores about 0.8, another layout about 0.1), and
-  the same for the two trivial answers.
+  stylised image and the content (the truth scores about 0.8, another layout about 0.1),
+- ``style/structure_accuracy`` and ``style/texture_accuracy`` (:mod:`callbacks.accuracy`),
+  and the same for the two trivial answers.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from callbacks.accuracy import structure_accuracy, texture_accuracy
 from callbacks.layout import structure_similarity
 from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, KimgScheduledCallback, kimg_of
-from callbacks.swap_error import swap_pairs_with_truth
+from callbacks.swap_error import swap_pairs_with_truth, swap_truth_labels
 from datamodules.synthetic import TRAIN_FAMILIES
 from lightning_modules.contracts import Stylizes, require
 
@@ -54,7 +56,7 @@ class GroundTruthStyleError(KimgScheduledCallback):
         self.schedule = KimgSchedule(every_kimg)
         self.lpips = None
         self.history: list[dict[str, float]] = []
-        self._triples = None
+        self._triples = self._labels = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         require(pl_module, Stylizes, "GroundTruthStyleError")
@@ -68,7 +70,9 @@ class GroundTruthStyleError(KimgScheduledCallback):
         if self._triples is None:
             self._triples = swap_pairs_with_truth(self.num_pairs, self.size, self.seed,
                                                   tuple(self.families))
+            self._labels = swap_truth_labels(self.num_pairs, self.size, self.seed)
         content, style, truth = (t.to(pl_module.device) for t in self._triples)
+        labels = self._labels.to(pl_module.device)
         was_training = pl_module.training
         pl_module.eval()
         stylised = pl_module.stylize(content, style).clamp(-1, 1)
@@ -77,6 +81,10 @@ class GroundTruthStyleError(KimgScheduledCallback):
         for name, images in (("", stylised), ("_content", content), ("_style", style)):
             scores = style_scores(images, content, truth, self.lpips)
             values[f"style/layout{name}_kept"] = scores.pop("layout_kept")
+            values[f"style/structure_accuracy{name}"] = float(
+                structure_accuracy(images, labels).mean())
+            values[f"style/texture_accuracy{name}"] = float(
+                texture_accuracy(images, truth, labels).mean())
             values.update({f"style/{metric}{name}_to_truth": value
                            for metric, value in scores.items()})
         return values

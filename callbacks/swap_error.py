@@ -8,6 +8,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from callbacks.accuracy import structure_accuracy, texture_accuracy
 from callbacks.metric_logging import log_provenance
 from callbacks.schedule import KimgSchedule, KimgScheduledCallback, kimg_of
 from datamodules.synthetic import TRAIN_FAMILIES, image_seeds, render
@@ -39,7 +40,8 @@ def swap_truth_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Ten
 
 class GroundTruthSwapError(KimgScheduledCallback):
     """Logs ``swap/l1_to_true_swap`` (and ``swap/lpips_to_true_swap`` when ``lpips_net`` is
-    set) at the start and end of training and every ``every_kimg``; ``history`` keeps
+    set), ``swap/structure_accuracy`` and ``swap/texture_accuracy`` (:mod:`callbacks.accuracy`)
+    at the start and end of training and every ``every_kimg``; ``history`` keeps
     ``(kimg, l1)``. Needs ``swap(structure, texture)``."""
 
     def __init__(self, num_pairs: int = 32, size: int = 64, every_kimg: float = 10.0,
@@ -51,7 +53,7 @@ class GroundTruthSwapError(KimgScheduledCallback):
         self.history: list[tuple[float, float]] = []
         self.lpips_history: list[tuple[float, float]] = []
         self.schedule = KimgSchedule(every_kimg)
-        self._pairs = None
+        self._pairs = self._labels = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         require(pl_module, Swaps, "GroundTruthSwapError")
@@ -78,7 +80,13 @@ class GroundTruthSwapError(KimgScheduledCallback):
         kimg = kimg_of(pl_module)
         swaps, truths = self.swaps(pl_module)
         value = float((swaps - truths).abs().mean())
-        metrics = {"swap/l1_to_true_swap": value, "progress/kimg": kimg}
+        if self._labels is None:
+            self._labels = swap_truth_labels(self.num_pairs, self.size, self.seed)
+        labels = self._labels.to(swaps.device)
+        metrics = {"swap/l1_to_true_swap": value, "progress/kimg": kimg,
+                   "swap/structure_accuracy": float(structure_accuracy(swaps, labels).mean()),
+                   "swap/texture_accuracy": float(texture_accuracy(swaps, truths,
+                                                                   labels).mean())}
         self.history.append((kimg, value))
         if self.lpips is not None:
             perceptual = float(self.lpips.to(swaps.device)(swaps, truths).mean())

@@ -1,7 +1,8 @@
-"""``corrlab evaluate --config X --ckpt_path Y``: run a config's metric callbacks on a checkpoint
-(``corrlab validate``) and write one result record per metric, with everything the registry
-needs to trust it: the command, commit, hardware, data content hash, checkpoint sha256 and the
-metric's own provenance (weights, resize, sample counts).
+"""``corrlab evaluate --config X --ckpt_path Y``: run a config's metric callbacks (FID-type and
+ground-truth ones) on a checkpoint (``corrlab validate``) and write one result record per
+metric, with everything the registry needs to trust it: the command, commit, hardware, data
+content hash, checkpoint sha256 and the metric's own provenance (weights, resize, sample
+counts).
 
     corrlab evaluate --config experiments/stylegan2/shapes32.yaml --ckpt_path last.ckpt \\
         [--quick] [--out runs/results/records.jsonl] [--runs_dir runs]
@@ -94,7 +95,7 @@ def evaluate(args: argparse.Namespace, argv: list[str]) -> list[dict]:
         found = metric_records(runs / "evaluate" / "run" / "metrics.jsonl")
     if not found:
         raise ConfigError(f"{config}: its callbacks logged no metric at validation (a config "
-                          f"needs a FID-type callback for corrlab evaluate)")
+                          f"needs a FID-type or ground-truth callback for corrlab evaluate)")
     try:
         relative = str(config.resolve().relative_to(ROOT / "experiments"))
     except ValueError:

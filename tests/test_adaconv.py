@@ -114,10 +114,15 @@ def test_ground_truth_style_error_scores_the_trivial_answers(tmp_path):
     copy_content = callback.history[-1]
     assert copy_content["style/l1_to_truth"] == copy_content["style/l1_content_to_truth"]
     assert copy_content["style/layout_kept"] == pytest.approx(1.0)
+    assert copy_content["style/structure_accuracy"] == \
+        copy_content["style/structure_accuracy_content"] > 0.8   # the content's layout
+    assert copy_content["style/texture_accuracy"] < 0.3            # not the style's palette
     callback.run(trainer, _Copier("style"))
     copy_style = callback.history[-1]
     assert copy_style["style/l1_to_truth"] == copy_style["style/l1_style_to_truth"]
     assert copy_style["style/layout_kept"] < 0.5  # another layout
+    assert copy_style["style/structure_accuracy"] < 0.6
+    assert copy_style["style/texture_accuracy"] > copy_content["style/texture_accuracy"]
     with pytest.raises(TypeError, match=r"stylize\(\)"):
         callback.setup(None, torch.nn.Linear(1, 1), "fit")
 

@@ -218,7 +218,7 @@ def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, met
     assert (run_dir / "losses.png").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     metrics = (run_dir / "metrics.csv").read_text()
     assert "swap/l1_to_true_swap" in metrics and "G_main/G_L1" in metrics
-    assert "swap/lpips_to_true_swap" in metrics
+    assert "swap/lpips_to_true_swap" in metrics and "swap/structure_accuracy" in metrics
     report = subprocess.run([sys.executable, "-m", "experiments.report", "runs/demo"],
                             cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             capture_output=True, text=True, check=True).stdout

@@ -307,3 +307,4 @@ def test_ground_truth_exemplar_error_scores_a_perfect_model_perfectly():
     assert values["exemplar/l1_to_truth"] == 0 and values["exemplar/epe"] == 0
     assert values["exemplar/within_1px"] == 1 and values["exemplar/epe_identity"] > 1
     assert values["exemplar/l1_exemplar_to_truth"] > 0
+    assert values["exemplar/texture_accuracy"] == 1 and values["exemplar/structure_accuracy"] > 0.7

@@ -75,6 +75,19 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
     merge(out / "records.jsonl", registry, include_quick=True)
     assert registry_problems(registry) == []
     assert leaderboard_table(registry)[2:] == table(results)
+    # a later leaderboard replaces the earlier one's records (here: one seed less)
+    later = out / "later.jsonl"
+    with open(later, "w") as handle:
+        for record in records:
+            per_seed = record["provenance"]["per_seed"]
+            handle.write(json.dumps({**record, "checkpoint_sha256": "other", "provenance": {
+                **record["provenance"], "per_seed": {"0": per_seed["0"]}}}) + "\n")
+    merge(later, registry, include_quick=True)
+    entry = yaml.safe_load((registry / "cocosnet" / "results.yaml").read_text())
+    measured = entry["configs"]["demo.yaml"]["measured"]
+    assert [r["checkpoint_sha256"] for r in measured
+            if r["metric"] == "leaderboard/cocosnet/epe"] == ["other"]
+    assert "| cocosnet | 1 |" in "\n".join(leaderboard_table(registry))
 
 
 def test_leaderboard_names_an_unknown_row(tmp_path: Path, capsys):

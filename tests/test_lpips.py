@@ -128,6 +128,10 @@ def test_ground_truth_swap_lpips(metric_env, tmp_path):
     callback.record(trainer, _Swapper("texture"))
     assert all(value > 0 for _, value in callback.lpips_history)
     assert len(callback.lpips_history) == len(callback.history) == 2
+    logged = []
+    trainer.loggers = [SimpleNamespace(log_metrics=lambda metrics, step: logged.append(metrics))]
+    callback.record(trainer, _Swapper("structure"))
+    assert logged[0]["swap/structure_accuracy"] > 0.7 > logged[0]["swap/texture_accuracy"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["value"] for r in records] == [value for _, value in callback.lpips_history]
     assert records[0]["net"] == "alex" and records[0]["weights_origin"] == "TORCH_HOME"
