@@ -42,6 +42,18 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
     assert (out / "adain" / "seed0" / "done.json").read_text() == first_done
     assert (out / "adain" / "seed1" / "checkpoints" / "last.ckpt").is_file()
 
+    # corrlab evaluate runs the demo config's ground-truth callbacks on a leaderboard checkpoint
+    from experiments.evaluate import main as evaluate
+
+    evaluated = tmp_path / "evaluate.jsonl"
+    assert evaluate(["--config", str(EXPERIMENTS / "adaconv" / "demo_adain.yaml"), "--ckpt_path",
+                     str(out / "adain" / "seed0" / "checkpoints" / "last.ckpt"), "--quick",
+                     "--out", str(evaluated)]) == 0
+    record = next(json.loads(line) for line in evaluated.read_text().splitlines()
+                  if json.loads(line)["metric"] == "ground_truth")
+    assert record["value"] == record["provenance"]["style/l1_to_truth"] > 0
+    assert 0 <= record["provenance"]["style/structure_accuracy"] <= 1
+
     results = json.loads((out / "leaderboard.json").read_text())
     assert list(results["rows"]) == ["adain", "cocosnet"]
     for entry in results["rows"].values():
