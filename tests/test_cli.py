@@ -387,5 +387,6 @@ def test_cocosnet_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                             text=True, check=True).stdout
     for row in ("output L1 to the truth", "warped exemplar LPIPS to the truth",
+                "output structure accuracy", "output texture accuracy",
                 "correspondence end-point error (px)"):
         assert row in report, report

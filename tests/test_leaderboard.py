@@ -39,6 +39,7 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
     first_done = (out / "adain" / "seed0" / "done.json").read_text()
     # a second call reuses finished runs and adds seed 1
     assert main(["--rows", "adain", "cocosnet", "--seeds", "0", "1", *common]) == 0
+    printed = capsys.readouterr().out
     assert (out / "adain" / "seed0" / "done.json").read_text() == first_done
     assert (out / "adain" / "seed1" / "checkpoints" / "last.ckpt").is_file()
 
@@ -53,6 +54,16 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
                   if json.loads(line)["metric"] == "ground_truth")
     assert record["value"] == record["provenance"]["style/l1_to_truth"] > 0
     assert 0 <= record["provenance"]["style/structure_accuracy"] <= 1
+
+    # the AdaConv demo report scores the same accuracies
+    from experiments.adaconv.report import main as adaconv_report
+
+    adaconv_report([str(out / "adain" / "seed0" / "checkpoints" / "last.ckpt"), "--pairs", "4",
+                    "--out", str(tmp_path / "report")])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())["results"]
+    assert report["truth"]["texture_accuracy"] == 1.0
+    assert report["content image (trivial)"]["structure_accuracy"] > 0.7
+    assert "structure acc." in capsys.readouterr().out
 
     results = json.loads((out / "leaderboard.json").read_text())
     assert list(results["rows"]) == ["adain", "cocosnet"]
@@ -78,7 +89,6 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
         values = [v for v in record["provenance"]["per_seed"].values() if v is not None]
         assert record["value"] == statistics.fmean(values)
         assert record["std"] == statistics.stdev(values)
-    printed = capsys.readouterr().out
     assert "| adain | 2 |" in printed and " ± " in printed
     # the registry's records rebuild the same table, and the README block includes it
     assert table(from_registry(records)) == table(results)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
+from callbacks.accuracy import structure_accuracy, texture_accuracy
 from callbacks.image_logging import save_png
 from callbacks.image_table import image_table
 from callbacks.style_error import style_scores
-from callbacks.swap_error import swap_pairs_with_truth
+from callbacks.swap_error import swap_pairs_with_truth, swap_truth_labels
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/adaconv_demo")
     args = parser.parse_args(argv)
     content, style, truth = swap_pairs_with_truth(args.pairs, args.size, args.seed)
+    labels = swap_truth_labels(args.pairs, args.size, args.seed)
     lpips = LPIPS("alex")
     rows = {"content image (trivial)": content, "style image (trivial)": style}
     columns = {"content": content[:args.rows], "style": style[:args.rows]}
@@ -49,14 +51,18 @@ def main(argv: list[str] | None = None) -> None:
         columns[label] = stylised[:args.rows]
     rows["truth"] = truth
     columns["truth"] = truth[:args.rows]
-    print(f"| {args.pairs} pairs, {args.size} px | L1 to truth | LPIPS to truth | layout kept |")
-    print("|---|---:|---:|---:|")
+    print(f"| {args.pairs} pairs, {args.size} px | L1 to truth | LPIPS to truth | layout kept "
+          f"| structure acc. | texture acc. |")
+    print("|---|---:|---:|---:|---:|---:|")
     results = {}
     for label, images in rows.items():
         scores = style_scores(images, content, truth, lpips)
+        scores["structure_accuracy"] = float(structure_accuracy(images, labels).mean())
+        scores["texture_accuracy"] = float(texture_accuracy(images, truth, labels).mean())
         results[label] = scores
         print(f"| {label} | {scores['l1']:.4f} | {scores['lpips']:.4f} | "
-              f"{scores['layout_kept']:.3f} |")
+              f"{scores['layout_kept']:.3f} | {scores['structure_accuracy']:.3f} | "
+              f"{scores['texture_accuracy']:.3f} |")
     out = Path(args.out)
     path = save_png(image_table(columns), out / "table.png")
     (out / "report.json").write_text(json.dumps({"pairs": args.pairs, "size": args.size,
