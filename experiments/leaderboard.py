@@ -61,13 +61,14 @@ COLUMNS = {
     "swap": [("structure_accuracy", "structure acc.", True),
              ("texture_accuracy", "texture acc.", True), ("lpips", "LPIPS to truth", False),
              ("reconstruction_lpips", "recon. LPIPS", False)],
+    "style": [("structure_accuracy", "structure acc.", True),
+              ("texture_accuracy", "texture acc.", True), ("lpips", "LPIPS to truth", False)],
     "exemplar": [("structure_accuracy", "structure acc.", True),
                  ("texture_accuracy", "texture acc.", True),
                  ("lpips", "LPIPS to truth", False), ("epe", "EPE (px)", False)],
     "adaptation": [("layout_kept", "layout kept", True), ("fid_to_target", "FID to target",
                                                           False)],
 }
-COLUMNS["style"] = COLUMNS["swap"][:3]
 
 
 def leaderboard_config(row: Row, kimg_scale: float, folder: Path) -> tuple[Path, float]:
