@@ -60,8 +60,8 @@ def structure_accuracy(images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
         pixels, prototypes = _region_prototypes(image, label_map)
         names = list(prototypes)
         distances = torch.cdist(pixels, torch.cat([prototypes[n] for n in names]))
-        predicted = torch.tensor(names)[distances.argmin(dim=1) // 2]
-        flat = label_map.flatten().cpu()
+        predicted = torch.tensor(names, device=pixels.device)[distances.argmin(dim=1) // 2]
+        flat = label_map.flatten().to(pixels.device)
         ious = [((predicted == n) & (flat == n)).sum() / ((predicted == n) | (flat == n)).sum()
                 for n in names]
         scores.append(torch.stack(ious).float().mean())

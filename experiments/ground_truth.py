@@ -26,6 +26,7 @@ from callbacks.exemplar_error import end_point_errors, identity_field
 from callbacks.layout import structure_similarity
 from callbacks.swap_error import swap_pairs_with_truth, swap_truth_labels
 from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, INPUT, LABEL, TRUTH
+from lightning_modules.errors import ConfigError
 
 #: evaluation pairs' seed: not the training callbacks' (12345)
 EVALUATION_SEED = 54321
@@ -100,10 +101,14 @@ def exemplar_scores(checkpoint: str, data_options: dict, pairs: int = 64,
                     lpips: torch.nn.Module | None = None) -> dict:
     """CoCosNet's output for (label map, exemplar) against the truth; structure baseline: the
     colour-coded label map; texture baseline: the exemplar; and the end-point error of the
-    arg-max correspondence where the true one is known (identity matching as its baseline)."""
+    arg-max correspondence where the true one is known (identity matching as its baseline).
+    Synthetic data is redrawn with :data:`EVALUATION_SEED` (its validation items are the first
+    training images), exemplars retrieved among those images."""
     from lightning_modules.cocosnet import CoCosNet
 
     model = CoCosNet.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    if data_options.get("source") == "synthetic":
+        data_options = {**data_options, "synthetic_seed": EVALUATION_SEED}
     batch = evaluation_batch(data_options, pairs)
     output = model.generate_for_metrics(batch).clamp(-1, 1)
     result = _with_baselines(output, batch[INPUT], batch[EXEMPLAR], batch[TRUTH], batch[LABEL],
@@ -133,8 +138,8 @@ def adaptation_scores(checkpoint: str, samples: int = 128, fid_images: int = 256
 
     measured = report(checkpoint, samples, fid_images, seed=0)
     if "fid_skipped" in measured:
-        raise RuntimeError(f"adaptation scores need Inception weights: "
-                           f"{measured['fid_skipped']}")
+        raise ConfigError(f"adaptation scores need Inception weights: "
+                          f"{measured['fid_skipped']}")
     source = FewShotCDC.load_from_checkpoint(checkpoint).eval().sample_source(samples, seed=0)
     scale = run_texture_scale(checkpoint)
     # real target images that are neither the k shots nor the FID reference set
