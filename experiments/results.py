@@ -126,7 +126,7 @@ def table(folder: Path) -> list[str]:
 def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = False) -> str:
     """Add each record to ``root/<paper>/results.yaml`` under its config's ``measured`` (a
     record already there, same metric and checkpoint, is skipped; a leaderboard record
-    replaces the one of its metric)."""
+    replaces the one of its metric, even for the same checkpoints: a new evaluation)."""
     if not records_file.is_file():
         raise ConfigError(f"{records_file}: no such records file")
     added = skipped = 0
@@ -146,12 +146,13 @@ def merge(records_file: Path, root: Path = EXPERIMENTS, include_quick: bool = Fa
         entry = registry["configs"].setdefault(config, {})
         measured = entry.setdefault("measured", []) or []
         entry["measured"] = measured
-        if any(r.get("metric") == record["metric"]
-               and r.get("checkpoint_sha256") == record["checkpoint_sha256"] for r in measured):
-            skipped += 1
-            continue
         if record["metric"].startswith(LEADERBOARD):  # a new leaderboard replaces the old
             measured[:] = [r for r in measured if r.get("metric") != record["metric"]]
+        elif any(r.get("metric") == record["metric"]
+                 and r.get("checkpoint_sha256") == record["checkpoint_sha256"]
+                 for r in measured):
+            skipped += 1
+            continue
         measured.append({k: v for k, v in record.items() if k != "config"})
         path = folder / "results.yaml"
         header = "".join(line + "\n" for line in path.read_text().splitlines()
