@@ -81,6 +81,17 @@ def path_length_step(official, mean_path_length):
     return mean_path_length
 
 
+def generator_step(official, g_loss, regularize: bool) -> None:
+    """The end of the official G step (``train.py``): backward and Adam step of ``g_loss``, the
+    lazy path-length step when due, then the EMA update of ``g_ema``."""
+    official.generator.zero_grad()
+    g_loss.backward()
+    official.g_optim.step()
+    if regularize:
+        official.mean_path_length = path_length_step(official, official.mean_path_length)
+    official.train.accumulate(official.g_ema, official.generator, official.accum)
+
+
 class OfficialCDC:
     """Official networks, optimizers and training-loop statements (``train.py`` defaults:
     lr 0.002, R1 10 every 16, path length 2 every 4, mixing 0.9, N = 4 for the distance loss,
@@ -192,13 +203,8 @@ class OfficialCDC:
         t.requires_grad(self.discriminator, False)
         t.requires_grad(self.extra, False)
         fake, _ = self.generator(self._latents(which, a.batch))
-        g_loss = t.g_nonsaturating_loss(self._critic(fake, which)) + self.distance_loss()
-        self.generator.zero_grad()
-        g_loss.backward()
-        self.g_optim.step()
-        if regularize:
-            self.mean_path_length = path_length_step(self, self.mean_path_length)
-        t.accumulate(self.g_ema, self.generator, self.accum)
+        generator_step(self, t.g_nonsaturating_loss(self._critic(fake, which))
+                       + self.distance_loss(), regularize)
 
 
 class OfficialStyleGAN2:
@@ -253,10 +259,4 @@ class OfficialStyleGAN2:
         t.requires_grad(self.generator, True)
         t.requires_grad(self.discriminator, False)
         fake, _ = self.generator(t.mixing_noise(a.batch, a.latent, a.mixing, "cpu"))
-        g_loss = t.g_nonsaturating_loss(self.discriminator(fake))
-        self.generator.zero_grad()
-        g_loss.backward()
-        self.g_optim.step()
-        if regularize_g:
-            self.mean_path_length = path_length_step(self, self.mean_path_length)
-        t.accumulate(self.g_ema, self.generator, self.accum)
+        generator_step(self, t.g_nonsaturating_loss(self.discriminator(fake)), regularize_g)
