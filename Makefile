@@ -23,7 +23,7 @@ OFFICIAL_COCOSNET ?=
 OFFICIAL_CDC ?=
 ROSINALITY ?=
 
-.PHONY: venv test demo cdc-demo adaconv-demo cocosnet-demo cdc-source bench results leaderboard \
+.PHONY: venv test demo demo-model cdc-demo adaconv-demo cocosnet-demo cdc-source bench results leaderboard \
 	lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
@@ -44,10 +44,26 @@ venv: $(STAMP)
 test: venv
 	$(TUNED_MALLOC) $(PY) -m pytest $(PYTEST_ARGS)
 
+# The demo: a short Swapping Autoencoder run, then the shipped trained model (the same config
+# trained DEMO_MODEL_KIMG kimg, `make demo-model`) evaluated on the same references, and both
+# swap grids side by side (runs/demo/demo_vs_shipped.png).
+DEMO_CONFIG := experiments/swapping_autoencoder/demo.yaml
+DEMO_MODEL := experiments/swapping_autoencoder/assets/demo_trained.ckpt
+DEMO_MODEL_KIMG ?= 48
 demo: venv
-	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/swapping_autoencoder/demo.yaml \
-		--experiment demo
-	$(PY) -m experiments.report runs/demo
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config $(DEMO_CONFIG) --experiment demo
+	rm -rf runs/demo/shipped_model
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab validate --config $(DEMO_CONFIG) --ckpt_path $(DEMO_MODEL) \
+		--experiment demo --version shipped_model --trainer.limit_val_batches 1 \
+		--trainer.enable_progress_bar false
+	$(PY) -m experiments.report runs/demo --shipped runs/demo/shipped_model
+
+# Retrain the model `make demo` shows (about 35 minutes on 2 cores) and refresh the shipped copy.
+demo-model: venv
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config $(DEMO_CONFIG) --experiment demo_model \
+		--version kimg$(DEMO_MODEL_KIMG) --model.init_args.max_kimg $(DEMO_MODEL_KIMG)
+	$(PY) -m experiments.export_checkpoint \
+		runs/demo_model/kimg$(DEMO_MODEL_KIMG)/checkpoints/last.ckpt $(DEMO_MODEL)
 
 # Few-shot CDC demo: adapt the shipped tiny source StyleGAN2 (experiments/few_shot_cdc/assets) to
 # 10 `rings` images with CDC and with plain fine-tuning, then report how well each keeps the
@@ -84,7 +100,7 @@ cocosnet-demo: venv
 cdc-source: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/few_shot_cdc/source_shapes.yaml \
 		--experiment cdc_source --version demo
-	$(PY) -m experiments.few_shot_cdc.export_source runs/cdc_source/demo/checkpoints/last.ckpt \
+	$(PY) -m experiments.export_checkpoint runs/cdc_source/demo/checkpoints/last.ckpt \
 		experiments/few_shot_cdc/assets/source_shapes32.ckpt
 
 bench: venv

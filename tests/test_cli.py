@@ -233,6 +233,33 @@ def test_swapping_autoencoder_demo_config_writes_its_outputs(tmp_path: Path, met
     reconstruction = [r for r in records if r["metric"] == "metrics/reconstruction_lpips"]
     assert len(reconstruction) == 2 and reconstruction[0]["num_images"] == 8
     assert reconstruction[0]["net"] == "alex" and "weights_sha256" in reconstruction[0]
+    # what make demo does next, on this run's checkpoint exported as make demo-model exports
+    # the shipped one: evaluate it on the same references, then both grids side by side
+    from experiments.export_checkpoint import export_checkpoint
+
+    shipped = tmp_path / "shipped.ckpt"
+    export_checkpoint(run_dir / "checkpoints" / "last.ckpt", shipped)
+    result = run_corrlab(["validate", "--config", str(config), "--ckpt_path", str(shipped),
+                          "--experiment", "demo", "--version", "shipped_model",
+                          "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
+                          "false", "--loggers", "[csv]"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = subprocess.run([sys.executable, "-m", "experiments.report", "runs/demo",
+                             "--shipped", "runs/demo/shipped_model"],
+                            cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            capture_output=True, text=True, check=True).stdout
+    shipped_part = report.split("shipped trained model")[1]
+    assert "swap structure accuracy (higher is better)" in shipped_part
+    assert "swap texture accuracy (higher is better)" in shipped_part
+    both = np.asarray(Image.open(tmp_path / "runs" / "demo" / "demo_vs_shipped.png"))
+    side = 5 * 64 + 6 * 2
+    assert both.shape == (side, 2 * side + 16, 3)
+    # the slim copy holds the trained weights: its grid is the run's last one, pixel for pixel
+    shipped_grid = next((tmp_path / "runs" / "demo" / "shipped_model" / "swap_grids")
+                        .glob("*.png"))
+    assert np.array_equal(both[:, -side:], np.asarray(Image.open(shipped_grid).convert("RGB")))
+    assert np.abs(both[:, -side:].astype(int)
+                  - np.asarray(Image.open(grids[-1]).convert("RGB")).astype(int)).max() <= 1
 
 
 def test_help_lists_every_command(capsys):

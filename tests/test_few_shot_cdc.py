@@ -209,7 +209,7 @@ def test_shipped_demo_source_is_a_slim_corrlab_stylegan2_the_demo_uses(tmp_path)
     import yaml
 
     from datamodules import UnpairedDataModule
-    from experiments.few_shot_cdc.export_source import export_source
+    from experiments.export_checkpoint import export_checkpoint
     from lightning_modules.checkpoints import safe_load
     from lightning_modules.stylegan2 import StyleGAN2
     from tests.conftest import ROOT
@@ -237,7 +237,7 @@ def test_shipped_demo_source_is_a_slim_corrlab_stylegan2_the_demo_uses(tmp_path)
     trainer.fit(full, UnpairedDataModule(batch_size=4, crop_size=16, synthetic_images=8,
                                          num_workers=0))
     trainer.save_checkpoint(tmp_path / "full.ckpt")
-    slim = export_source(tmp_path / "full.ckpt", tmp_path / "slim.ckpt")
+    slim = export_checkpoint(tmp_path / "full.ckpt", tmp_path / "slim.ckpt")
     assert set(slim) <= {"state_dict", "hyper_parameters", "corrlab", "epoch", "global_step",
                          "pytorch-lightning_version"}
     assert torch.equal(FewShotCDC(str(tmp_path / "slim.ckpt"), num_anchors=2,

@@ -1,10 +1,13 @@
-"""Write a slim copy of a trained source StyleGAN2 checkpoint for few-shot adaptation: the
-weights (trained, EMA), hyper-parameters and progress counters, without optimizer states, loop
-state or RNG states (an adaptation starts its own Adam, as after loading a rosinality ``g_ema``).
+"""Write a slim copy of a corrlab training checkpoint to ship or share: the weights (trained,
+EMA), hyper-parameters and progress counters, without optimizer states, loop state or RNG
+states. It loads like the full one for sampling, ``corrlab validate`` / ``evaluate`` and as a
+few-shot source (an adaptation starts its own Adam, as after loading a rosinality ``g_ema``); a
+run resumed from it starts fresh optimizers.
 
-    python -m experiments.few_shot_cdc.export_source RUN_CKPT OUT_CKPT
+    python -m experiments.export_checkpoint RUN_CKPT OUT_CKPT
 
-``make cdc-source`` uses it to refresh ``experiments/few_shot_cdc/assets/source_shapes32.ckpt``.
+``make cdc-source`` uses it for ``experiments/few_shot_cdc/assets/source_shapes32.ckpt`` and
+``make demo-model`` for ``experiments/swapping_autoencoder/assets/demo_trained.ckpt``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ KEPT = ("state_dict", "hyper_parameters", "corrlab", "pytorch-lightning_version"
         "global_step")
 
 
-def export_source(checkpoint: str | Path, out: str | Path) -> dict:
+def export_checkpoint(checkpoint: str | Path, out: str | Path) -> dict:
     """The slim checkpoint written to ``out`` (also returned)."""
     full = safe_load(Path(checkpoint), trust=True)  # our own run's file
     missing = {"state_dict", "hyper_parameters"} - set(full)
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("out")
     args = parser.parse_args(argv)
-    slim = export_source(args.checkpoint, args.out)
+    slim = export_checkpoint(args.checkpoint, args.out)
     print(f"{args.out}: {slim['corrlab'].get('images_seen', 0) / 1000:.1f} kimg, "
           f"{Path(args.out).stat().st_size / 2**20:.1f} MiB")
 
