@@ -129,9 +129,10 @@ bench: venv
 		$(if $(OFFICIAL_SWAPAE),--official $(OFFICIAL_SWAPAE)) \
 		--markdown runs/bench/swapae_iteration_default_allocator.md
 
-# Ground-truth leaderboard: every paper's demo config trained with 3 seeds (about 55 minutes
-# on 2 cores), scored against the truth beside the trivial answers, merged into the registry,
-# README tables regenerated. LEADERBOARD_ARGS='--rows adain adaconv --seeds 0' for a part.
+# Ground-truth leaderboard: every paper's demo config trained with 3 seeds at the row's budget
+# (experiments/leaderboard.py ROWS; about two hours on 2 cores), scored against the truth
+# beside the trivial answers, merged into the registry, README tables regenerated.
+# LEADERBOARD_ARGS='--rows adain adaconv --seeds 0' for a part.
 LEADERBOARD_ARGS ?=
 leaderboard: venv
 	$(TUNED_MALLOC) $(PY) -m experiments.leaderboard $(LEADERBOARD_ARGS)
