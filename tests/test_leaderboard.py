@@ -24,11 +24,17 @@ def test_leaderboard_config_keeps_only_a_final_checkpoint_and_scales_the_budget(
     path, max_kimg = leaderboard_config(ROWS["cocosnet"], 0.5, tmp_path)
     demo = yaml.safe_load((EXPERIMENTS / "cocosnet" / "demo.yaml").read_text())
     settings = yaml.safe_load(path.read_text())
-    assert max_kimg == settings["model"]["init_args"]["max_kimg"] \
-        == demo["model"]["init_args"]["max_kimg"] * 0.5
+    # CoCosNet's row has its own budget, longer than the demo's
+    assert ROWS["cocosnet"].kimg > demo["model"]["init_args"]["max_kimg"]
+    assert max_kimg == settings["model"]["init_args"]["max_kimg"] == ROWS["cocosnet"].kimg * 0.5
     assert settings["trainer"]["callbacks"] == [
         {"class_path": "KimgCheckpoint", "init_args": {"every_kimg": max_kimg}}]
     assert settings["data"] == demo["data"]
+    # a row without one trains for the demo's budget
+    assert ROWS["adain"].kimg is None
+    adain = yaml.safe_load((EXPERIMENTS / "adaconv" / "demo_adain.yaml").read_text())
+    assert leaderboard_config(ROWS["adain"], 0.5, tmp_path)[1] \
+        == adain["model"]["init_args"]["max_kimg"] * 0.5
 
 
 def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_path: Path,
