@@ -422,3 +422,45 @@ def test_official_import_reads_opt_txt_and_rejects_other_files(tmp_path: Path):
     wrong = dict(options, global_code_ch=128)
     with pytest.raises(CheckpointError, match="does not fit the options"):
         load_official_swapae(folder / "latest_checkpoint.pth", wrong)
+
+
+def test_shipped_demo_model_is_the_demo_config_trained_for_make_demo_models_budget():
+    """``make demo`` evaluates this file; ``make demo-model`` retrains it (the demo config for
+    the Makefile's DEMO_MODEL_KIMG, otherwise unchanged) and exports it slim."""
+    import re
+
+    from lightning_modules.checkpoints import safe_load
+    from tests.conftest import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    asset = ROOT / re.search(r"^DEMO_MODEL := (\S+)", makefile, re.M).group(1)
+    budget = float(re.search(r"^DEMO_MODEL_KIMG \?= (\S+)", makefile, re.M).group(1))
+    config = ROOT / re.search(r"^DEMO_CONFIG := (\S+)", makefile, re.M).group(1)
+    demo = yaml.safe_load(config.read_text())["model"]["init_args"]
+    saved = safe_load(asset)  # loads without trust: tensors and plain values only
+    assert "optimizer_states" not in saved and "rng_states" not in saved["corrlab"]
+    assert asset.stat().st_size < 8 * 2**20
+    hyper = saved["hyper_parameters"]
+    assert hyper["max_kimg"] == budget and saved["corrlab"]["images_seen"] >= 1000 * budget
+    for key, value in demo.items():
+        if key != "max_kimg":
+            expected = list(value) if isinstance(value, list | tuple) else value
+            got = list(hyper[key]) if isinstance(hyper[key], list | tuple) else hyper[key]
+            assert got == expected, key
+    # trained: its swaps are nearer the truth than the same networks' at initialisation
+    from callbacks.accuracy import structure_accuracy
+    from callbacks.swap_error import swap_pairs_with_truth, swap_truth_labels
+
+    structures, textures, truths = swap_pairs_with_truth(16, demo["crop_size"], seed=2024)
+    labels = swap_truth_labels(16, demo["crop_size"], seed=2024)
+    trained = SwappingAutoencoder.load_from_checkpoint(asset).eval()
+    torch.manual_seed(0)
+    initial = SwappingAutoencoder(**demo).eval()
+    with torch.no_grad():
+        swaps = {name: model.swap(structures, textures).clamp(-1, 1)
+                 for name, model in (("trained", trained), ("initial", initial))}
+    assert swaps["trained"].shape == truths.shape and torch.isfinite(swaps["trained"]).all()
+    error = {name: float((swap - truths).abs().mean()) for name, swap in swaps.items()}
+    layout = {name: float(structure_accuracy(swap, labels).mean())
+              for name, swap in swaps.items()}
+    assert error["trained"] < error["initial"] and layout["trained"] > layout["initial"]
