@@ -23,8 +23,8 @@ OFFICIAL_COCOSNET ?=
 OFFICIAL_CDC ?=
 ROSINALITY ?=
 
-.PHONY: venv test demo demo-model cdc-demo adaconv-demo cocosnet-demo cdc-source bench results leaderboard \
-	lint clean
+.PHONY: venv test demo demo-model cdc-demo adaconv-demo cocosnet-demo cdc-source bench results \
+	leaderboard lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

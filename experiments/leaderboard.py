@@ -44,8 +44,8 @@ class Row:
     config: str                     # relative to experiments/
     task: str                       # swap | style | exemplar | adaptation
     overrides: tuple[str, ...] = field(default_factory=tuple)
-    #: the leaderboard budget when it differs from the demo config's ``max_kimg``: the
-    #: shortest at which the trained model was seen to beat the trivial answers
+    #: the leaderboard budget when it differs from the demo config's ``max_kimg``: where the
+    #: trained model was seen to beat the trivial answers (CoCosNet: one seed of three, README)
     kimg: float | None = None
 
 
