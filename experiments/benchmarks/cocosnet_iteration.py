@@ -2,7 +2,7 @@
 same architecture, same weights, same inputs.
 
     python experiments/benchmarks/cocosnet_iteration.py --official DIR [--size 256]
-        [--batch 1] [--ngf 64] [--repeats 1] [--markdown OUT.md]
+        [--batch 1] [--ngf 64] [--repeats 1] [--bf16] [--markdown OUT.md]
 
 ``DIR`` is a copy of the official repository outside this one (never committed), with
 ``sync_batchnorm/`` (vacancy/Synchronized-BatchNorm-PyTorch) in ``models/networks/`` as its
@@ -20,6 +20,10 @@ their values). Each contender runs in its own process (peak RSS = its high-water
 corrlab flushes subnormal floats to zero (``lightning_modules.numerics``); the official code
 does not. A third contender, the official code in a process that flushes them
 (``CORRLAB_FLUSH_DENORMAL=1``), shows how much of the difference that alone makes.
+
+``--bf16`` adds corrlab under bf16 autocast, what ``--trainer.precision bf16-mixed`` trains with
+(fp32 weights and optimizer; on CPUs with AMX or AVX-512 BF16 the convolutions run in bf16). Its
+outputs are not the official ones to fp32 precision, so the table gives its own difference.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter
                   "--weight_mask 100.0 --PONO --PONO_C --vgg_normal_correct")
 LABELS = 150
 #: contender -> CORRLAB_FLUSH_DENORMAL of its process
-CONTENDERS = {"official": "0", "official-flushed": "1", "corrlab": "1"}
+CONTENDERS = {"official": "0", "official-flushed": "1", "corrlab": "1", "corrlab-bf16": "1"}
 
 
 def official_model(official: Path, size: int, batch: int, ngf: int, seed: int = 0):
@@ -137,25 +141,27 @@ def corrlab_model(official, opt):
     return module
 
 
-def compare(official, module, data: dict) -> float:
+def compare(official, module, data: dict, bf16: bool = False) -> float:
     """Largest difference (relative to each tensor's max) of the generated image, the warped
-    exemplar and the discriminator outputs, eval mode."""
+    exemplar and the discriminator outputs, eval mode (corrlab's under bf16 autocast with
+    ``bf16``)."""
     official.eval()
     module.eval()
     batch = corrlab_batch(data)
     official.opt.isTrain, official.opt.show_corr = False, False  # as its test options
     with torch.no_grad():
         theirs = official(dict(data), mode="inference")
-        semantics, exemplar_semantics = module.semantic_inputs(batch)
-        ours = module.translate(semantics, batch["exemplar"], exemplar_semantics)
         d_theirs = official.net["netD"](torch.cat([theirs["input_semantics"],
                                                    theirs["fake_image"]], 1))[0]
-        d_ours = module.discriminator(ours["output"], semantics)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            semantics, exemplar_semantics = module.semantic_inputs(batch)
+            ours = module.translate(semantics, batch["exemplar"], exemplar_semantics)
+            d_ours = module.discriminator(ours["output"], semantics)
     pairs = [(ours["output"], theirs["fake_image"]), (ours["warped_exemplar"],
                                                        theirs["warp_out"])]
     pairs += [(a, b) for scale_a, scale_b in zip(d_ours, d_theirs, strict=True)
               for a, b in zip(scale_a, scale_b, strict=True)]
-    return max(float((a - b).abs().max() / b.abs().max()) for a, b in pairs)
+    return max(float((a.float() - b).abs().max() / b.abs().max()) for a, b in pairs)
 
 
 def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
@@ -178,7 +184,11 @@ def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
     else:
         module = corrlab_model(official, opt).train()
         del official
-        iteration = training_iteration(module, corrlab_batch(data))
+        fp32_iteration = training_iteration(module, corrlab_batch(data))
+
+        def iteration():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "corrlab-bf16"):
+                fp32_iteration()
 
     seconds = median_seconds(iteration, repeats)
     return {"iteration_s": seconds,
@@ -193,6 +203,9 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64,
                         help="64: the official correspondence hard-codes 64 feature channels")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time corrlab under bf16 autocast (--trainer.precision "
+                             "bf16-mixed)")
     parser.add_argument("--markdown")
     parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,29 +217,42 @@ def main() -> None:
     here = Path.cwd()
     # the official correspondence needs ngf 64 (its hard-coded feature_channel)
     official, opt = official_model(args.official, 64, 1, 64)
-    difference = compare(official, corrlab_model(official, opt), official_data(64, 1))
+    module = corrlab_model(official, opt)
+    difference = compare(official, module, official_data(64, 1))
+    bf16_difference = compare(official, module, official_data(64, 1), bf16=True)
     os.chdir(here)
     results = {}
-    for name, flush in CONTENDERS.items():
+    contenders = {name: flush for name, flush in CONTENDERS.items()
+                  if args.bf16 or name != "corrlab-bf16"}
+    for name, flush in contenders.items():
         command = [sys.executable, str(Path(__file__).resolve()), "--contender", name,
                    "--official", str(args.official.resolve()), *common, "--repeats",
                    str(args.repeats)]
         done = subprocess.run(command, check=True, capture_output=True, text=True,
                               env={**os.environ, "CORRLAB_FLUSH_DENORMAL": flush})
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    theirs, flushed, ours = (results[name] for name in CONTENDERS)
-    emit([f"CoCosNet training iteration (G + D step), ADE20k README options, ngf/ndf "
-          f"{args.ngf}, {args.size} px, batch {args.batch}; {environment()}",
-          f"largest relative output difference, corrlab vs official (64 px, same "
-          f"weights): {difference:.1e}", "",
-          "| | official | official, subnormals flushed | corrlab | corrlab vs official |",
-          "|---|---:|---:|---:|---:|",
-          f"| iteration | {theirs['iteration_s']:.2f} s | {flushed['iteration_s']:.2f} s | "
-          f"{ours['iteration_s']:.2f} s | "
-          f"{theirs['iteration_s'] / ours['iteration_s']:.2f}x faster |",
-          f"| peak RSS | {theirs['peak_rss_gib']:.2f} GiB | {flushed['peak_rss_gib']:.2f} GiB | "
-          f"{ours['peak_rss_gib']:.2f} GiB | "
-          f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |"], args.markdown)
+    theirs, flushed, ours = (results[name] for name in list(CONTENDERS)[:3])
+    lines = [f"CoCosNet training iteration (G + D step), ADE20k README options, ngf/ndf "
+             f"{args.ngf}, {args.size} px, batch {args.batch}; {environment()}",
+             f"largest relative output difference, corrlab vs official (64 px, same "
+             f"weights): {difference:.1e}", "",
+             "| | official | official, subnormals flushed | corrlab | corrlab vs official |",
+             "|---|---:|---:|---:|---:|",
+             f"| iteration | {theirs['iteration_s']:.2f} s | {flushed['iteration_s']:.2f} s | "
+             f"{ours['iteration_s']:.2f} s | "
+             f"{theirs['iteration_s'] / ours['iteration_s']:.2f}x faster |",
+             f"| peak RSS | {theirs['peak_rss_gib']:.2f} GiB | {flushed['peak_rss_gib']:.2f} GiB | "
+             f"{ours['peak_rss_gib']:.2f} GiB | "
+             f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |"]
+    if "corrlab-bf16" in results:
+        bf16 = results["corrlab-bf16"]
+        lines += ["", f"corrlab under bf16 autocast (--trainer.precision bf16-mixed): iteration "
+                      f"{bf16['iteration_s']:.2f} s "
+                      f"({theirs['iteration_s'] / bf16['iteration_s']:.2f}x faster than the "
+                      f"official fp32 one), peak RSS {bf16['peak_rss_gib']:.2f} GiB "
+                      f"({bf16['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x); largest relative "
+                      f"output difference to the official fp32 outputs {bf16_difference:.1e}"]
+    emit(lines, args.markdown)
 
 
 if __name__ == "__main__":
