@@ -219,7 +219,8 @@ def main() -> None:
     official, opt = official_model(args.official, 64, 1, 64)
     module = corrlab_model(official, opt)
     difference = compare(official, module, official_data(64, 1))
-    bf16_difference = compare(official, module, official_data(64, 1), bf16=True)
+    bf16_difference = compare(official, module, official_data(64, 1), bf16=True) \
+        if args.bf16 else None
     os.chdir(here)
     results = {}
     contenders = {name: flush for name, flush in CONTENDERS.items()
@@ -231,7 +232,7 @@ def main() -> None:
         done = subprocess.run(command, check=True, capture_output=True, text=True,
                               env={**os.environ, "CORRLAB_FLUSH_DENORMAL": flush})
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    theirs, flushed, ours = (results[name] for name in list(CONTENDERS)[:3])
+    theirs, flushed, ours = results["official"], results["official-flushed"], results["corrlab"]
     lines = [f"CoCosNet training iteration (G + D step), ADE20k README options, ngf/ndf "
              f"{args.ngf}, {args.size} px, batch {args.batch}; {environment()}",
              f"largest relative output difference, corrlab vs official (64 px, same "
@@ -244,7 +245,7 @@ def main() -> None:
              f"| peak RSS | {theirs['peak_rss_gib']:.2f} GiB | {flushed['peak_rss_gib']:.2f} GiB | "
              f"{ours['peak_rss_gib']:.2f} GiB | "
              f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |"]
-    if "corrlab-bf16" in results:
+    if args.bf16:
         bf16 = results["corrlab-bf16"]
         lines += ["", f"corrlab under bf16 autocast (--trainer.precision bf16-mixed): iteration "
                       f"{bf16['iteration_s']:.2f} s "
