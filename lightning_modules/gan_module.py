@@ -36,6 +36,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from lightning_modules.allocator import tune_allocator
 from lightning_modules.checkpoint_io import (
     check_compatible,
     class_path,
@@ -365,9 +366,12 @@ class GANModule(L.LightningModule):
         self.prepare_for_training()
 
     def prepare_for_training(self) -> None:
-        """Apply ``channels_last`` and ``compile_networks`` (Lightning calls this when fitting
-        starts; a bare loop calls it after ``configure_optimizers``). Parameters keep their
-        identity, so optimizers stay valid."""
+        """Apply ``channels_last`` and ``compile_networks``, and on the CPU set glibc's allocator
+        for training (:func:`~lightning_modules.allocator.tune_allocator`). Lightning calls this
+        when fitting starts; a bare loop calls it after ``configure_optimizers``. Parameters
+        keep their identity, so optimizers stay valid."""
+        if self.device.type == "cpu":
+            tune_allocator()
         if self.channels_last == "auto":
             if self._layout_choice is None:  # measure (or go on measuring, when resumed)
                 probe = self._layout_probe = LayoutProbe()
