@@ -156,3 +156,37 @@ def test_channels_last_auto_times_both_layouts_and_keeps_the_faster(
     fit.save_checkpoint(tmp_path / "auto.ckpt")
     saved = torch.load(tmp_path / "auto.ckpt", weights_only=False)["corrlab"]
     assert saved["layout_channels_last"] is chose_channels_last and saved["layout_probe"] is None
+
+
+@pytest.mark.parametrize("model", ["stylegan2", "cdc_image_level", "cdc_patch_level"])
+def test_backpropagating_loss_parts_at_once_gives_the_summed_loss_gradient(model: str):
+    """StyleGAN2's and CDC's D_main backpropagate the real and the fake half one after the
+    other, CDC's G_main its adversarial term before the distance term's generator pass
+    (``GANModule.backward_now``), so one graph is alive at a time: every phase's gradient equals
+    that of the summed loss."""
+    from tests.test_few_shot_cdc import make_module
+
+    batch = {"image": torch.rand(4, 3, 16, 16) * 2 - 1}
+    results, spent = {}, {}
+    for at_once in (True, False):
+        torch.manual_seed(0)
+        module = StyleGAN2(**TINY_STYLEGAN2, seed=0) if model == "stylegan2" else \
+            make_module(patch_resolution=8)
+        module.iteration = 1 if model == "cdc_patch_level" else 0  # CDC: image-level at 0
+        spend, calls = module.backward_now, []
+
+        def counted(loss, spend=spend, calls=calls, module=module):
+            calls.append(module.current_phase)
+            return spend(loss)
+        module.current_phase = None
+        module.backward_now = counted if at_once else (lambda loss: loss)
+        original_step = module.step_phase
+
+        def step_phase(phase, *args, module=module, original_step=original_step):
+            module.current_phase = phase.name
+            return original_step(phase, *args)
+        module.step_phase = step_phase
+        results[at_once], spent[at_once] = phase_gradients(module, batch), calls
+    assert_same_gradients(results[True], results[False])
+    expected = ["D_main", "D_main"] + (["G_main"] if model != "stylegan2" else [])
+    assert spent[True] == expected and spent[False] == []

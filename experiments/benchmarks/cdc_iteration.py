@@ -56,6 +56,19 @@ CONTENDERS = ("official", "corrlab")
 MODELS = ("cdc", "stylegan2")
 
 
+def contenders() -> dict[str, tuple[str, dict[str, str]]]:
+    """label -> (contender, extra environment). With no ``MALLOC_*`` variable set, corrlab
+    runs twice: as it trains (it sets the allocator itself) and with
+    ``CORRLAB_TUNE_MALLOC=0``, which leaves glibc's defaults, so the table attributes that
+    part of the speed-up."""
+    from lightning_modules.allocator import ENV, MALLOC_VARS
+
+    table = {"official": ("official", {}), "corrlab": ("corrlab", {})}
+    if not any(var in os.environ for var in MALLOC_VARS):
+        table[f"corrlab, {ENV}=0"] = ("corrlab", {ENV: "0"})
+    return table
+
+
 def amortised(seconds: dict[str, float], d_reg_every: int = 16, g_reg_every: int = 4) -> float:
     """The official schedule's mean iteration (``image``: CDC's 1-in-4 anchor iterations)."""
     main = seconds["main"]
@@ -201,15 +214,16 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp())
         differences = prepare(model, official, rosinality, size, args.batch, folder)
         results = {}
-        for name in CONTENDERS:
+        for label, (name, variables) in contenders().items():
             command = [sys.executable, str(Path(__file__).resolve()), "--contender", name,
                        "--model", model, "--folder", str(folder),
                        "--official", official, "--rosinality", rosinality, "--size", str(size),
                        "--batch", str(args.batch), "--repeats", str(args.repeats)]
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, **variables})
             if done.returncode:
-                sys.exit(f"{model}, {name} at {size} px failed:\n{done.stderr[-3000:]}")
-            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+                sys.exit(f"{model}, {label} at {size} px failed:\n{done.stderr[-3000:]}")
+            results[label] = json.loads(done.stdout.strip().splitlines()[-1])
         reference = results["official"]
         for name, r in results.items():
             s, iteration = r["seconds"], amortised(r["seconds"])
@@ -223,6 +237,11 @@ def main() -> None:
                 f"{r['peak_rss_gib'] / reference['peak_rss_gib']:.2f}x | "
                 f"{amortised(r['flops']) / 1e12:.3f} | {rate:.0f} | "
                 f"{rate / r['conv_peak_gflops']:.0%} |")
+        ours = results["corrlab"]
+        speedup = amortised(reference["seconds"]) / amortised(ours["seconds"])
+        work = amortised(reference["flops"]) / amortised(ours["flops"])
+        notes.append(f"{model}, {size} px: {speedup:.2f}x = {work:.2f}x fewer FLOPs x "
+                     f"{speedup / work:.2f}x the official FLOP rate")
         notes.append(f"{model}, {size} px: largest relative difference, corrlab vs official "
                      f"at equal weights: " + ", ".join(f"{what} {value:.1e}" for what, value
                                                       in differences.items()))

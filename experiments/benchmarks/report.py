@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-MALLOC_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
-
 
 def cpu_model() -> str:
     """The CPU's model name (``lscpu``'s, from /proc/cpuinfo), or the platform's processor."""
@@ -27,14 +25,18 @@ def cpu_model() -> str:
 
 
 def environment() -> str:
-    """CPU model, machine, cores, torch version and threads, the glibc allocator variables set,
+    """CPU model, machine, cores, torch version and threads, the glibc allocator variables set
+    (without any, corrlab's training sets the allocator itself unless ``CORRLAB_TUNE_MALLOC=0``),
     and whether subnormal floats are flushed to zero (in this process)."""
+    from lightning_modules.allocator import ENV, MALLOC_VARS
     from lightning_modules.numerics import denormals_flushed
 
     malloc = {k: os.environ[k] for k in MALLOC_VARS if k in os.environ}
+    default = (f"default (corrlab's training tunes it unless {ENV}=0; here {ENV}="
+               f"{os.environ.get(ENV, 'unset')})")
     return (f"CPU: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, torch "
             f"{torch.__version__}, {torch.get_num_threads()} threads, allocator env: "
-            f"{malloc or 'default'}, subnormals flushed: "
+            f"{malloc or default}, subnormals flushed: "
             f"{'yes' if denormals_flushed() else 'no'}")
 
 

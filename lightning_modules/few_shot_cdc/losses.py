@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.errors import ConfigError
-from lightning_modules.layers.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from lightning_modules.layers.losses import (
+    Spend,
+    g_nonsaturating_loss,
+    logistic_fake_loss,
+    logistic_real_loss,
+    r1_penalty,
+    spender,
+)
 from lightning_modules.layers.stylegan2 import ConvAct, Generator
 from lightning_modules.stylegan2.loss import Draw, StyleGAN2Loss
 
@@ -86,14 +93,18 @@ class CDCLoss(StyleGAN2Loss):
 
     def d_main(self, generator: Generator, critic: Critic, real: torch.Tensor, draw: Draw,
                draw_shared: Draw, anchors: torch.Tensor | None = None,
-               observe_real: Callable[[torch.Tensor], None] | None = None) -> dict:
-        """``observe_real`` receives the real logits (ADA's overfitting statistic)."""
+               observe_real: Callable[[torch.Tensor], None] | None = None,
+               spend: Spend | None = None) -> dict:
+        """``observe_real`` receives the real logits (ADA's overfitting statistic); ``spend``
+        backpropagates the real and the fake half at once (one D graph alive at a time)."""
         with torch.no_grad():
             fake = self.generate_from(generator, real.shape[0], draw, draw_shared, anchors)
+        keep = spender(spend)
         real_logits = critic(real)
         if observe_real is not None:
             observe_real(real_logits)
-        return {"logistic": d_logistic_loss(real_logits, critic(fake))}
+        real_half = keep(logistic_real_loss(real_logits))
+        return {"logistic": real_half + keep(logistic_fake_loss(critic(fake)))}
 
     def d_reg(self, critic: Critic, real: torch.Tensor, gain: float) -> dict:
         real = real.detach().requires_grad_(True)
@@ -103,9 +114,11 @@ class CDCLoss(StyleGAN2Loss):
 
     def g_main(self, generator: Generator, critic: Critic, batch: int, draw: Draw,
                draw_shared: Draw, anchors: torch.Tensor | None = None,
-               source: Generator | None = None) -> dict:
+               source: Generator | None = None, spend: Spend | None = None) -> dict:
+        """``spend`` backpropagates the adversarial term before the distance term's generator
+        pass, so one generator graph is alive at a time."""
         fake = self.generate_from(generator, batch, draw, draw_shared, anchors)
-        terms = {"nonsaturating": g_nonsaturating_loss(critic(fake))}
+        terms = {"nonsaturating": spender(spend)(g_nonsaturating_loss(critic(fake)))}
         if source is not None and self.distance_weight > 0:
             terms["distance_consistency"] = self.distance_weight * self.distance_loss(
                 generator, source, draw, draw_shared)

@@ -178,7 +178,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
     def loss_D_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         critic, anchors = self.critic_and_anchors()
         return self.loss.d_main(self.generator, critic, batch[IMAGE], self.draw,
-                                self.draw_shared, anchors, observe_real=self.observe_real_logits)
+                                self.draw_shared, anchors, observe_real=self.observe_real_logits,
+                                spend=self.backward_now)
 
     def loss_D_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         return self.loss.d_reg(self.critic_and_anchors()[0], batch[IMAGE], gain)
@@ -187,7 +188,8 @@ class FewShotCDC(StyleGAN2Sampling, GANModule):
         """Adversarial term plus the cross-domain distance consistency loss (Eq. 2-4)."""
         critic, anchors = self.critic_and_anchors()
         return self.loss.g_main(self.generator, critic, batch[IMAGE].shape[0], self.draw,
-                                self.draw_shared, anchors, self.source_generator)
+                                self.draw_shared, anchors, self.source_generator,
+                                spend=self.backward_now)
 
     def loss_G_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         return self.loss.g_reg(self.generator, batch[IMAGE].shape[0], self.draw,

@@ -29,6 +29,14 @@ from torch import nn
 
 #: logits, or one list per discriminator scale whose last entry is that scale's logits
 Logits = torch.Tensor | Sequence[Sequence[torch.Tensor]]
+#: loss -> its detached value, backpropagated at once (GANModule.backward_now)
+Spend = Callable[[torch.Tensor], torch.Tensor]
+
+
+def spender(spend: Spend | None) -> Spend:
+    """``spend``, or the identity when a loss is computed outside a training phase (its terms
+    then keep their graphs and are summed before one backward)."""
+    return spend or (lambda loss: loss)
 
 
 def per_scale(loss: Callable[[torch.Tensor], torch.Tensor], logits: Logits) -> torch.Tensor:

@@ -14,9 +14,12 @@ from torch import nn
 
 from lightning_modules.layers.losses import (
     PathLengthPenalty,
-    d_logistic_loss,
+    Spend,
     g_nonsaturating_loss,
+    logistic_fake_loss,
+    logistic_real_loss,
     r1_penalty,
+    spender,
 )
 from lightning_modules.layers.stylegan2 import Discriminator, Generator
 
@@ -47,11 +50,15 @@ class StyleGAN2Loss(nn.Module):
         return generator(z, inject_index=inject_index, noise=noise, return_ws=return_ws)
 
     def d_main(self, generator: Generator, discriminator: Discriminator, real: torch.Tensor,
-               draw: Draw, draw_shared: Draw) -> dict[str, torch.Tensor]:
+               draw: Draw, draw_shared: Draw, spend: Spend | None = None
+               ) -> dict[str, torch.Tensor]:
+        """``spend`` backpropagates the real and the fake half at once, one D graph alive at a
+        time; the gradient sum is unchanged."""
         with torch.no_grad():
             fake = self.generate(generator, real.shape[0], draw, draw_shared)
-        real_logits, fake_logits = discriminator(real), discriminator(fake)
-        return {"logistic": d_logistic_loss(real_logits, fake_logits)}
+        keep = spender(spend)
+        real_half = keep(logistic_real_loss(discriminator(real)))
+        return {"logistic": real_half + keep(logistic_fake_loss(discriminator(fake)))}
 
     def d_reg(self, discriminator: Discriminator, real: torch.Tensor, gain: float
               ) -> dict[str, torch.Tensor]:

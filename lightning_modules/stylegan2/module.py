@@ -99,7 +99,7 @@ class StyleGAN2(StyleGAN2Sampling, GANModule):
 
     def loss_D_main(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         return self.loss.d_main(self.generator, self.discriminator, batch[IMAGE], self.draw,
-                                self.draw_shared)
+                                self.draw_shared, spend=self.backward_now)
 
     def loss_D_reg(self, batch: Any, gain: float) -> dict[str, torch.Tensor]:
         return self.loss.d_reg(self.discriminator, batch[IMAGE], gain)

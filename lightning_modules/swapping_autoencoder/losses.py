@@ -24,8 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_modules.layers.losses import (
+    Spend,
     logistic_fake_loss,
     logistic_real_loss,
+    spender,
     squared_gradient_norms,
 )
 from lightning_modules.swapping_autoencoder.networks import (
@@ -38,8 +40,6 @@ from lightning_modules.swapping_autoencoder.networks import (
 
 #: uniform(*shape) -> U(0, 1) tensor with one row per sample (GANModule.draw, kind="uniform")
 Uniform = Callable[..., torch.Tensor]
-#: loss -> its value, backpropagated at once (GANModule.backward_now)
-Spend = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -89,7 +89,7 @@ class SwapAELoss(nn.Module):
         part's graph is alive at a time; the gradient sum is unchanged."""
         with torch.no_grad():
             reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
-        keep = spend or (lambda loss: loss)
+        keep = spender(spend)
         terms = {}
         if image_d is not None and self.weights.gan > 0:
             gan = self.weights.gan
@@ -128,7 +128,7 @@ class SwapAELoss(nn.Module):
               real: torch.Tensor, uniform: Uniform, gain: float, spend: Spend | None = None
               ) -> dict[str, torch.Tensor]:
         """``spend``: backpropagate the image and the patch penalty one after the other."""
-        keep = spend or (lambda loss: loss)
+        keep = spender(spend)
         penalty = real.new_zeros(())
         if image_d is not None and self.weights.r1 > 0:
             images = real.detach().requires_grad_(True)
@@ -159,7 +159,7 @@ class SwapAELoss(nn.Module):
         backpropagated one by one (the patch term per image) up to those copies; their
         accumulated gradient then goes through the generator and encoder once."""
         reconstruction, swapped = self.reconstruct_and_swap(encoder, generator, real, noise)
-        keep = spend or (lambda loss: loss)
+        keep = spender(spend)
         leaves: list[tuple[torch.Tensor, torch.Tensor]] = []  # (graph output, copy terms read)
 
         def leaf(output: torch.Tensor) -> torch.Tensor:
