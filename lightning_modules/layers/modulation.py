@@ -1,7 +1,7 @@
 """Modulation layers: how a style or condition steers a feature map.
 
 * :class:`ModulatedConv2d` - StyleGAN2 weight modulation / demodulation (Karras et al. 2020,
-  Eq. 1-3), one grouped convolution for the whole batch.
+  Eq. 1-3), computed as input scaling, one shared convolution and output scaling.
 * :class:`AdaIN` - adaptive instance normalisation (Huang & Belongie 2017, Eq. 8).
 * :class:`FiLM` - feature-wise affine modulation (Perez et al. 2018, Eq. 1-2).
 * :class:`SFT` - spatial feature transform (Wang et al. 2018, Eq. 3).
@@ -59,14 +59,10 @@ class ModulatedConv2d(nn.Module):
             p = (len(blur_taps) - factor) + (kernel_size - 1)
             self.blur = Blur(blur_taps, ((p + 1) // 2, p // 2))
 
-    def styled_weight(self, style: torch.Tensor) -> torch.Tensor:
-        """Per-sample weights ``B x out x in x k x k`` for styles ``B x style_dim``."""
-        scales = self.affine(style)  # B x in
-        weight = self.weight[None] * (self.scale * scales[:, None, :, None, None])
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True)
-                                          + self.eps)
-        return weight
+    def demodulation(self, scales: torch.Tensor) -> torch.Tensor:
+        """``B x out`` factors ``1 / sqrt(sum_ik (s_i w_ijk)^2 + eps)`` for input scales
+        ``B x in`` (the style times the equalised-lr scale): ``(s^2) (sum_k w^2)^T``."""
+        return torch.rsqrt(scales.pow(2) @ self.weight.pow(2).sum(dim=(2, 3)).t() + self.eps)
 
     def forward_style_on_input(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         scales = self.affine(style)
@@ -84,25 +80,23 @@ class ModulatedConv2d(nn.Module):
         return F.conv2d(x, weight, padding=self.kernel_size // 2)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The input scaled per channel, one convolution with the shared weight, the output
+        scaled by the demodulation: equal to convolving each sample with its own modulated
+        weight, without materialising (or saving for backward) ``B x out x in x k x k`` weights
+        (NVlabs' non-fused path; for the path-length penalty's double backward most of all)."""
         if self.style_on_input:
             return self.forward_style_on_input(x, style)
-        batch, _, height, width = x.shape
-        k = self.kernel_size
-        weight = self.styled_weight(style)
-        x = x.reshape(1, batch * self.in_channels, height, width)
+        scales = self.affine(style) * self.scale  # B x in
+        x = x * scales[:, :, None, None]
         if self.upsample:
-            weight = weight.transpose(1, 2).reshape(batch * self.in_channels, self.out_channels,
-                                                    k, k)
-            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
-            out = out.reshape(batch, self.out_channels, *out.shape[2:])
-            return self.blur(out)
-        weight = weight.reshape(batch * self.out_channels, self.in_channels, k, k)
-        if self.downsample:
-            x = self.blur(x)
-            out = F.conv2d(x, weight, stride=2, groups=batch)
+            out = F.conv_transpose2d(x, self.weight.transpose(0, 1), stride=2)
+        elif self.downsample:
+            out = F.conv2d(self.blur(x), self.weight, stride=2)
         else:
-            out = F.conv2d(x, weight, padding=k // 2, groups=batch)
-        return out.reshape(batch, self.out_channels, *out.shape[2:])
+            out = F.conv2d(x, self.weight, padding=self.kernel_size // 2)
+        if self.demodulate:
+            out = out * self.demodulation(scales)[:, :, None, None]
+        return self.blur(out) if self.upsample else out
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
