@@ -35,6 +35,23 @@ def test_flop_count_matches_flop_counter_mode_and_follows_autograd_grad():
     assert counted(r1_step) > counted(step) + conv_forward
 
 
+def test_flop_count_of_a_grouped_convolution_equals_its_groups_as_plain_convolutions():
+    """torch's formula counts a grouped convolution's weight gradient ``groups`` times."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 16, 16, requires_grad=True)
+    weight = torch.randn(4 * 6, 2, 3, 3, requires_grad=True)  # 4 groups of 2 -> 6 channels
+
+    def grouped():
+        F.conv2d(x, weight, padding=1, groups=4).sum().backward()
+
+    def per_group():
+        sum(F.conv2d(x[:, 2 * g:2 * g + 2], weight[6 * g:6 * g + 6], padding=1).sum()
+            for g in range(4)).backward()
+
+    forward = 2 * 4 * 16 * 16 * (4 * 6) * 2 * 9
+    assert counted(grouped) == counted(per_group) == 3 * forward
+
+
 def test_official_contender_gets_the_corrlab_modules_options():
 
     from experiments.benchmarks.official_swapae import official_options

@@ -4,12 +4,13 @@
 
 Each row prints the median time, the model FLOPs and the achieved GFLOP/s as a fraction of a
 plain ``conv2d`` of the same shape (batch, channels, resolution, 3x3) measured in the same
-process: the modulated conv's extra cost is the weight modulation and the grouped convolution.
+process: the modulated conv's extra cost is scaling its input and output and the demodulation.
 
 Model FLOPs are ``3 x`` the forward FLOPs counted by ``torch.utils.flop_counter`` (backward
 computes input and weight gradients, each as costly as the forward). The counter's own backward
 count is not used: it ignores ``groups`` for grouped convolutions and reports ``groups`` times
-too much (checked here: 5x instead of 2x the forward for 4 groups).
+too much (checked here: 5x instead of 2x the forward for 4 groups; the modulated conv was a
+grouped convolution then).
 """
 
 from __future__ import annotations

@@ -65,7 +65,10 @@ def church_model(resolution: int, **options):
 
 
 class FlopCount(TorchDispatchMode):
-    """Sums ``torch.utils.flop_counter``'s formula of every op that has one."""
+    """Sums ``torch.utils.flop_counter``'s formula of every op that has one. Its formula for a
+    grouped convolution's weight gradient ignores ``groups`` (it counts ``groups`` times the
+    work); that part is divided by ``groups`` here, so a grouped and a plain convolution
+    doing the same products count the same."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,6 +80,11 @@ class FlopCount(TorchDispatchMode):
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
             self.total += formula(*args, **kwargs, out_val=out)
+            if func._overloadpacket is torch.ops.aten.convolution_backward:
+                groups, output_mask = args[9], args[10]
+                if groups > 1 and output_mask[1]:
+                    weight_part = formula(*args[:10], [False, True, False], out_val=out)
+                    self.total -= weight_part - weight_part // groups
         return out
 
 
