@@ -446,7 +446,8 @@ class GANModule(L.LightningModule):
     def step_phase(self, phase: Phase, batch: Any, optimizer: torch.optim.Optimizer,
                    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward
                    ) -> dict[str, torch.Tensor]:
-        """One phase: loss, backward, gradient average across ranks, finiteness check, step.
+        """One phase: loss, backward, gradient average across ranks, finiteness check, step;
+        the gradients are freed after the step (read them in ``on_before_optimizer_step``).
         Runs without a Trainer too (benchmarks' bare loop) when ``configure_optimizers``'
         optimizers are passed in."""
         for name, modules in self._network_modules.items():
@@ -470,7 +471,10 @@ class GANModule(L.LightningModule):
         grads = [p.grad for p in parameters if p.grad is not None]
         if grads:
             self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
+        del grads
         optimizer.step()
+        # the step has used them: freed now, not kept through the other networks' phases
+        optimizer.zero_grad(set_to_none=True)
         return terms
 
     @contextlib.contextmanager

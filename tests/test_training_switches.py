@@ -26,9 +26,24 @@ def phase_gradients(module: GANModule, batch: dict) -> dict[str, list[torch.Tens
     gradients = {}
     for phase in module.phases():
         parameters = module.network_parameters(phase.network)
-        module.step_phase(phase, batch, torch.optim.SGD(parameters, lr=0.0))
-        gradients[phase.name] = [p.grad.clone() for p in parameters if p.grad is not None]
+        recorder = GradientRecorder(parameters)
+        module.step_phase(phase, batch, recorder)
+        gradients[phase.name] = recorder.seen
+        assert all(p.grad is None for p in parameters), "gradients kept after the step"
     return gradients
+
+
+class GradientRecorder(torch.optim.SGD):
+    """SGD with a zero learning rate that keeps a copy of the gradients it stepped with."""
+
+    def __init__(self, parameters: list[torch.Tensor]) -> None:
+        super().__init__(parameters, lr=0.0)
+        self.seen: list[torch.Tensor] = []
+
+    def step(self, closure=None):
+        self.seen = [p.grad.clone() for group in self.param_groups for p in group["params"]
+                     if p.grad is not None]
+        return super().step(closure)
 
 
 def assert_same_gradients(actual: dict, expected: dict) -> None:
