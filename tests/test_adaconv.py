@@ -223,3 +223,33 @@ def test_pretrained_adain_stylises_a_real_photograph():
     assert stylised.shape == (1, 3, 152, 128)
     assert after < 0.5 * before   # the style's statistics
     assert kept < other           # closer to the photograph than the style image is
+
+
+@pytest.mark.parametrize("lr_scale, stays_bounded", [(1.0, True), (10.0, False)])
+def test_adaconv_demo_learning_rate_keeps_the_output_bounded(lr_scale, stays_bounded):
+    """The demo config's AdaConv (its own architecture and lr, read from the YAML) on shapes &
+    textures: five Adam steps keep the output's spread within 4x of its value at
+    initialisation; ten times that lr (AdaIN's demo lr) blows the predicted kernels up."""
+    import yaml
+
+    from datamodules import UnpairedDataModule
+    from tests.conftest import ROOT
+
+    config = yaml.safe_load((ROOT / "experiments/adaconv/demo_adaconv.yaml").read_text())
+    options = dict(config["model"]["init_args"])
+    options["lr"] *= lr_scale
+    data_options = {k: v for k, v in config["data"]["init_args"].items()
+                    if k not in ("synthetic_images", "num_workers")}
+    torch.manual_seed(0)
+    model = AdaConvStyleTransfer(**{k: v for k, v in options.items() if k != "max_kimg"})
+    data = UnpairedDataModule(**data_options, synthetic_images=32, num_workers=0)
+    data.setup("fit")
+    batches = iter(data.train_dataloader())
+    batch = next(batches)
+    (optimizer,) = model.configure_optimizers()
+    (phase,) = model.phases()
+    spread = [float(model.stylize(batch["a"], batch["b"]).detach().std())]
+    for _ in range(5):
+        model.step_phase(phase, next(batches), optimizer)
+        spread.append(float(model.stylize(batch["a"], batch["b"]).detach().std()))
+    assert (max(spread) < 4 * spread[0]) == stays_bounded, spread
