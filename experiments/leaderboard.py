@@ -19,6 +19,7 @@ scores the checkpoint, and writes
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -96,13 +97,16 @@ def leaderboard_config(row: Row, kimg_scale: float, folder: Path) -> tuple[Path,
 
 
 def train(name: str, row: Row, seed: int, kimg_scale: float, out: Path) -> dict:
-    """Train one (row, seed) unless a finished run is there; returns its ``done.json``."""
+    """Train one (row, seed) unless a run of the same settings (config text, overrides and
+    budget) finished there; returns its ``done.json``."""
     run = out / name / f"seed{seed}"
     done = run / "done.json"
     config, max_kimg = leaderboard_config(row, kimg_scale, out / "configs")
+    settings = hashlib.sha256("\n".join([config.read_text(), *row.overrides]).encode()
+                              ).hexdigest()
     if done.is_file():
         finished = json.loads(done.read_text())
-        if finished.get("max_kimg") == max_kimg:
+        if finished.get("max_kimg") == max_kimg and finished.get("settings_sha256") == settings:
             return finished
     command = [sys.executable, "-m", "experiments", "fit", "--config", str(config),
                "--seed_everything", str(seed), "--runs_dir", str(out), "--experiment", name,
@@ -115,7 +119,8 @@ def train(name: str, row: Row, seed: int, kimg_scale: float, out: Path) -> dict:
                           f"{result.returncode}):\n{result.stdout[-3000:]}")
     checkpoint = run / "checkpoints" / "last.ckpt"
     finished = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
-                "max_kimg": max_kimg, "train_seconds": time.perf_counter() - start,
+                "max_kimg": max_kimg, "settings_sha256": settings,
+                "train_seconds": time.perf_counter() - start,
                 "command": shlex.join(["corrlab", *command[3:]])}
     done.write_text(json.dumps(finished, indent=2))
     return finished

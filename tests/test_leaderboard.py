@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -38,7 +39,7 @@ def test_leaderboard_config_keeps_only_a_final_checkpoint_and_scales_the_budget(
 
 
 def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_path: Path,
-                                                                            capsys):
+                                                                            capsys, monkeypatch):
     out = tmp_path / "leaderboard"
     common = ["--kimg-scale", "0.01", "--pairs", "4", "--samples", "8", "--out", str(out)]
     assert main(["--rows", *ROWS, "--seeds", "0", *common]) == 0
@@ -123,6 +124,12 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
     assert [r["checkpoint_sha256"] for r in measured
             if r["metric"] == "leaderboard/cocosnet/epe"] == ["other"]
     assert "| cocosnet | 1 |" in "\n".join(leaderboard_table(registry))
+
+    # changed settings (here an override; an edited config alike) retrain instead of reusing
+    monkeypatch.setitem(ROWS, "adain", replace(ROWS["adain"],
+                                               overrides=("--model.init_args.lr", "0.001")))
+    assert main(["--rows", "adain", "--seeds", "0", *common]) == 0
+    assert (out / "adain" / "seed0" / "done.json").read_text() != first_done
 
 
 def test_leaderboard_names_an_unknown_row(tmp_path: Path, capsys):
