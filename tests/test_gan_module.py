@@ -56,6 +56,30 @@ def test_phases_run_at_their_intervals_in_order(tmp_path: Path):
     assert module.record == expected
 
 
+class GradientWitness(L.Callback):
+    """Per optimizer step: whether the stepping network has gradients before its step, and
+    whether the other network still holds any."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, bool]] = []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        stepping = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        mine = [p.grad is not None for p in module.parameters() if id(p) in stepping]
+        others = [p.grad is not None for p in module.parameters() if id(p) not in stepping]
+        self.seen.append((any(mine), any(others)))
+
+
+def test_gradients_are_seen_before_the_step_and_freed_after_it(tmp_path: Path):
+    L.seed_everything(0)
+    witness = GradientWitness()
+    module = tiny_module(max_kimg=0.008)
+    trainer(tmp_path, callbacks=[witness]).fit(module, tiny_data())
+    assert len(witness.seen) == 6  # iterations 0 (D_main, D_reg, G_main, G_reg) and 1
+    assert all(mine and not others for mine, others in witness.seen), witness.seen
+    assert all(p.grad is None for p in module.parameters())
+
+
 def test_lazy_regularization_corrects_adam_lr_and_betas():
     module = tiny_module(lr=0.002, d_reg_every=16, g_reg_every=4)
     g_opt, d_opt = module.configure_optimizers()
