@@ -471,7 +471,6 @@ class GANModule(L.LightningModule):
         grads = [p.grad for p in parameters if p.grad is not None]
         if grads:
             self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
-        del grads
         optimizer.step()
         # the step has used them: freed now, not kept through the other networks' phases
         optimizer.zero_grad(set_to_none=True)
