@@ -79,5 +79,9 @@ class SelfAttention(nn.Module):
         key = F.max_pool2d(self.phi(x), 2).flatten(2)          # B x C/8 x N/4
         value = F.max_pool2d(self.g(x), 2).flatten(2)          # B x C/2 x N/4
         attention = torch.softmax(query.transpose(1, 2) @ key, dim=-1)   # B x N x N/4
-        attended = (value @ attention.transpose(1, 2)).reshape(batch, -1, height, width)
+        # attention @ value^T, not value @ attention^T: the backward pass then gets the
+        # N x N/4 gradient contiguous (no transposed copy of the largest tensor, and a
+        # contiguous softmax backward)
+        attended = (attention @ value.transpose(1, 2)).transpose(1, 2)       # B x C/2 x N
+        attended = attended.reshape(batch, -1, height, width)
         return x + self.gamma * self.o(attended)
