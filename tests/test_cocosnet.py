@@ -308,3 +308,92 @@ def test_ground_truth_exemplar_error_scores_a_perfect_model_perfectly():
     assert values["exemplar/within_1px"] == 1 and values["exemplar/epe_identity"] > 1
     assert values["exemplar/l1_exemplar_to_truth"] > 0
     assert values["exemplar/texture_accuracy"] == 1 and values["exemplar/structure_accuracy"] > 0.7
+
+
+def saved_bytes(run) -> tuple[object, int]:
+    """``run()``'s result and the bytes autograd saved for its backward pass."""
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = run()
+    return result, total
+
+
+def test_checkpointed_activations_give_the_same_losses_gradients_and_power_iterations():
+    data = synthetic_exemplar_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    results = {}
+    for checkpoint in (False, True):
+        torch.manual_seed(0)
+        # train mode: spectral norm iterates on every call, and the exemplar adaptor is called
+        # twice (exemplar, ground truth) before the backward pass recomputes the first call
+        model = tiny_cocosnet(batch[LABEL_ONEHOT].shape[1], warp_cycle_weight=1.0,
+                              checkpoint_activations=checkpoint).train()
+        model.discriminator.requires_grad_(False)
+        terms = model.loss_G_main(batch, 1.0)
+        sum(terms.values()).backward()
+        results[checkpoint] = (
+            {name: value.detach() for name, value in terms.items()},
+            {name: p.grad for name, p in model.named_parameters() if p.grad is not None},
+            {name: b.clone() for name, b in model.named_buffers()})
+        semantics, _ = model.semantic_inputs(batch)
+        condition = torch.cat([batch[EXEMPLAR], semantics], 1)
+        _, saved = saved_bytes(lambda model=model, s=semantics, c=condition: (
+            model.generator(c), model.correspondence.semantic_adaptor(s)))
+        results[checkpoint] += (saved,)
+    (plain_terms, plain_grads, plain_buffers, plain_saved) = results[False]
+    (terms, grads, buffers, saved) = results[True]
+    torch.testing.assert_close(terms, plain_terms, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == plain_grads.keys() and len(grads) > 50
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    for name, buffer in buffers.items():  # u, v: one power iteration per call, as plain
+        torch.testing.assert_close(buffer, plain_buffers[name], rtol=0, atol=0, msg=name)
+    # what the option is for: the generator and the adaptors keep few activations
+    assert saved < 0.25 * plain_saved
+
+
+def test_discriminator_scores_fake_and_real_at_one_power_iteration_per_step():
+    """The official code scores [fake, real] in one D call per step: one spectral-norm power
+    iteration, one sigma for both halves; corrlab's two steps must leave the same u / v and
+    losses as that reference."""
+    import copy
+
+    from lightning_modules.layers.losses import d_hinge_loss, feature_matching_loss
+
+    data = synthetic_exemplar_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    torch.manual_seed(0)
+    model = tiny_cocosnet(batch[LABEL_ONEHOT].shape[1]).train()
+    reference = copy.deepcopy(model.discriminator)
+    semantics, _ = model.semantic_inputs(batch)
+    count = semantics.shape[0]
+
+    def reference_scores(fake):
+        with torch.no_grad():
+            scores = reference(torch.cat([fake, batch[TARGET]]), torch.cat([semantics] * 2))
+        return ([[f[:count] for f in scale] for scale in scores],
+                [[f[count:] for f in scale] for scale in scores])
+
+    def assert_same_buffers():
+        for (name, ours), theirs in zip(model.discriminator.named_buffers(),
+                                        reference.buffers(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0, msg=name)
+
+    terms = model.loss_G_main(batch, 1.0)   # G step
+    output = model._fake_for_d               # the fake the D step scores
+    fake, real = reference_scores(output)
+    assert_same_buffers()
+    torch.testing.assert_close(terms["d_feature_matching"].detach(),
+                               10 * feature_matching_loss(fake, real))
+    hinge = model.loss_D_main(batch, 1.0)["hinge"]   # D step
+    fake, real = reference_scores(output)
+    assert_same_buffers()
+    torch.testing.assert_close(hinge.detach(), 10 * d_hinge_loss(real, fake))

@@ -2,7 +2,7 @@
 same architecture, same weights, same inputs.
 
     python experiments/benchmarks/cocosnet_iteration.py --official DIR [--size 256]
-        [--batch 1] [--ngf 64] [--repeats 1] [--bf16] [--markdown OUT.md]
+        [--batch 1] [--ngf 64] [--repeats 1] [--bf16] [--checkpoint] [--markdown OUT.md]
 
 ``DIR`` is a copy of the official repository outside this one (never committed), with
 ``sync_batchnorm/`` (vacancy/Synchronized-BatchNorm-PyTorch) in ``models/networks/`` as its
@@ -24,6 +24,10 @@ does not. A third contender, the official code in a process that flushes them
 ``--bf16`` adds corrlab under bf16 autocast, what ``--trainer.precision bf16-mixed`` trains with
 (fp32 weights and optimizer; on CPUs with AMX or AVX-512 BF16 the convolutions run in bf16). Its
 outputs are not the official ones to fp32 precision, so the table gives its own difference.
+
+``--checkpoint`` adds corrlab with ``checkpoint_activations: true`` (the correspondence's and the
+generator's blocks recompute their activations in the backward pass: the same values and
+gradients, less memory, more time).
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter
                   "--weight_mask 100.0 --PONO --PONO_C --vgg_normal_correct")
 LABELS = 150
 #: contender -> CORRLAB_FLUSH_DENORMAL of its process
-CONTENDERS = {"official": "0", "official-flushed": "1", "corrlab": "1", "corrlab-bf16": "1"}
+CONTENDERS = {"official": "0", "official-flushed": "1", "corrlab": "1", "corrlab-bf16": "1",
+              "corrlab-checkpoint": "1"}
+#: contenders only run when their flag is given
+OPTIONAL = {"corrlab-bf16": "bf16", "corrlab-checkpoint": "checkpoint"}
 
 
 def official_model(official: Path, size: int, batch: int, ngf: int, seed: int = 0):
@@ -122,7 +129,7 @@ def corrlab_batch(data: dict) -> dict:
             "exemplar": data["ref"], "exemplar_is_self": data["self_ref"].flatten().bool()}
 
 
-def corrlab_model(official, opt):
+def corrlab_model(official, opt, checkpoint_activations: bool = False):
     """corrlab's CoCosNet holding the official networks' weights."""
     from lightning_modules.cocosnet import CoCosNet
     from lightning_modules.cocosnet.official import from_official_states
@@ -134,7 +141,8 @@ def corrlab_model(official, opt):
     module = CoCosNet(label_nc=LABELS, contain_dontcare_label=True, ngf=opt.ngf, ndf=opt.ndf,
                       use_coordconv=opt.use_coordconv, maskmix=opt.maskmix, pono_c=opt.PONO_C,
                       spade_hidden=imported.generator.blocks[0].norm_0.shared[0].out_channels,
-                      max_kimg=1, init_gain=None)
+                      max_kimg=1, init_gain=None,
+                      checkpoint_activations=checkpoint_activations)
     module.generator.load_state_dict(imported.generator.state_dict())
     module.correspondence.load_state_dict(imported.correspondence.state_dict())
     module.discriminator.load_state_dict(imported.discriminator.state_dict())
@@ -182,7 +190,7 @@ def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
             sum(d_losses.values()).mean().backward()
             optimizer_d.step()
     else:
-        module = corrlab_model(official, opt).train()
+        module = corrlab_model(official, opt, name == "corrlab-checkpoint").train()
         del official
         fp32_iteration = training_iteration(module, corrlab_batch(data))
 
@@ -206,6 +214,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="also time corrlab under bf16 autocast (--trainer.precision "
                              "bf16-mixed)")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="also time corrlab with checkpoint_activations: true")
     parser.add_argument("--markdown")
     parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -224,7 +234,7 @@ def main() -> None:
     os.chdir(here)
     results = {}
     contenders = {name: flush for name, flush in CONTENDERS.items()
-                  if args.bf16 or name != "corrlab-bf16"}
+                  if name not in OPTIONAL or getattr(args, OPTIONAL[name])}
     for name, flush in contenders.items():
         command = [sys.executable, str(Path(__file__).resolve()), "--contender", name,
                    "--official", str(args.official.resolve()), *common, "--repeats",
@@ -253,6 +263,12 @@ def main() -> None:
                       f"official fp32 one), peak RSS {bf16['peak_rss_gib']:.2f} GiB "
                       f"({bf16['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x); largest relative "
                       f"output difference to the official fp32 outputs {bf16_difference:.1e}"]
+    if args.checkpoint:
+        lean = results["corrlab-checkpoint"]
+        lines += ["", f"corrlab with checkpoint_activations: iteration {lean['iteration_s']:.2f} s "
+                      f"({theirs['iteration_s'] / lean['iteration_s']:.2f}x the official speed), "
+                      f"peak RSS {lean['peak_rss_gib']:.2f} GiB "
+                      f"({lean['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x)"]
     emit(lines, args.markdown)
 
 

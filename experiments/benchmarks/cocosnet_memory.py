@@ -1,10 +1,12 @@
 """CoCosNet: peak memory and time of one training iteration with the dense correspondence (the
 official computation, an ``N x N`` matrix held for backward) against the memory-efficient ones
-(``sdpa``: ``F.scaled_dot_product_attention``; ``chunked``: checkpointed blocks of rows).
+(``sdpa``: ``F.scaled_dot_product_attention``; ``chunked``: checkpointed blocks of rows), each
+optionally with ``+checkpoint`` (``checkpoint_activations: true``: the correspondence's and the
+generator's blocks recompute their activations in the backward pass).
 
     python experiments/benchmarks/cocosnet_memory.py [--size 256] [--batch 1]
-        [--strides 4,2] [--memories dense,sdpa,chunked] [--ngf 64] [--repeats 1]
-        [--markdown OUT.md]
+        [--strides 4,2] [--memories dense,sdpa,chunked,dense+checkpoint] [--ngf 64]
+        [--repeats 1] [--markdown OUT.md]
 
 Each contender is a fresh process (its RSS high-water mark is its peak memory) holding the
 ADE20k architecture (151 semantic channels, ngf / ndf 64, SPADE hidden 128, attention) at
@@ -32,11 +34,17 @@ LABELS = 150
 
 
 def model(memory: str, stride: int, ngf: int):
+    """The ADE20k architecture; ``memory`` is a warp memory, with ``+checkpoint`` for
+    checkpointed activations."""
     from lightning_modules.cocosnet import CoCosNet
 
+    warp_memory, _, checkpoint = memory.partition("+")
+    if checkpoint not in ("", "checkpoint"):
+        raise ValueError(f"contender '{memory}': the only suffix is '+checkpoint'")
     torch.manual_seed(0)
     return CoCosNet(label_nc=LABELS, contain_dontcare_label=True, ngf=ngf, ndf=ngf,
-                    warp_stride=stride, warp_memory=memory, max_kimg=1)
+                    warp_stride=stride, warp_memory=warp_memory,
+                    checkpoint_activations=bool(checkpoint), max_kimg=1)
 
 
 def batch_of(size: int, batch: int) -> dict:

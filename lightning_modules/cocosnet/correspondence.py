@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from lightning_modules.layers.checkpointing import checkpointed, maybe_checkpointed
 from lightning_modules.layers.spade import SPADEResBlock
 from lightning_modules.layers.spectral import conv2d
 
@@ -98,12 +99,14 @@ class Adaptor(nn.Module):
     """One domain's feature adaptor (Sec. 3.1): five spectral-norm convs with instance norm
     (strides 1, 2, 1, 2, 1: 1/4 resolution; ``down=2`` makes the fourth stride 1), leaky
     ReLU 0.2 between them, then three SPADE residual blocks conditioned on the adaptor's own
-    input (widths ``8 ngf -> 8 ngf -> 8 ngf -> 4 ngf``)."""
+    input (widths ``8 ngf -> 8 ngf -> 8 ngf -> 4 ngf``). ``checkpoint_activations``: the
+    encoder and each block keep only their inputs for backward (recomputed there)."""
 
     def __init__(self, in_channels: int, ngf: int = 64, kernel_size: int = 3, down: int = 4,
                  spade_hidden: int = 128, spade_norm: str = "positional",
-                 spectral_norm: bool = True) -> None:
+                 spectral_norm: bool = True, checkpoint_activations: bool = False) -> None:
         super().__init__()
+        self.checkpoint_activations = checkpoint_activations
         widths = [in_channels, ngf, 2 * ngf, 4 * ngf, 8 * ngf, 8 * ngf]
         strides = [1, 2, 1, 2 if down == 4 else 1, 1]
         layers: list[nn.Module] = []
@@ -121,9 +124,9 @@ class Adaptor(nn.Module):
                           spectral_norm) for cin, cout in block_widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
+        features = maybe_checkpointed(self.checkpoint_activations, self.encoder, x)
         for block in self.blocks:
-            features = block(features, x)
+            features = maybe_checkpointed(self.checkpoint_activations, block, features, x)
         return features
 
 
@@ -155,6 +158,8 @@ class CorrespondenceNet(nn.Module):
         spade_hidden / spade_norm: SPADE inside the adaptors (128, positional).
         spectral_norm: on the adaptors' convs.
         warp_memory / chunk_size: see :func:`warp_by_similarity`.
+        checkpoint_activations: the adaptors' and shared blocks' activations are recomputed
+            in the backward pass instead of kept (less memory, same values and gradients).
     """
 
     def __init__(self, semantic_channels: int, ngf: int = 64, adaptor_kernel: int = 3,
@@ -163,13 +168,15 @@ class CorrespondenceNet(nn.Module):
                  warp_bilinear: bool = False, warp_patch: bool = False,
                  inter_channels: int = 256, spade_hidden: int = 128,
                  spade_norm: str = "positional", spectral_norm: bool = True,
-                 warp_memory: str = "dense", chunk_size: int = 1024) -> None:
+                 warp_memory: str = "dense", chunk_size: int = 1024,
+                 checkpoint_activations: bool = False) -> None:
         super().__init__()
         if down not in (2, 4):
             raise ValueError(f"down must be 2 or 4, got {down}")
         if warp_memory not in WARP_MEMORY:
             raise ValueError(f"warp_memory '{warp_memory}' is not one of {WARP_MEMORY}")
-        adaptor = (ngf, adaptor_kernel, down, spade_hidden, spade_norm, spectral_norm)
+        adaptor = (ngf, adaptor_kernel, down, spade_hidden, spade_norm, spectral_norm,
+                   checkpoint_activations)
         self.semantic_adaptor = Adaptor(semantic_channels, *adaptor)
         self.exemplar_adaptor = Adaptor(3, *adaptor)
         channels = 4 * ngf + (3 if use_coordconv else 0) + (semantic_channels if maskmix else 0)
@@ -180,6 +187,7 @@ class CorrespondenceNet(nn.Module):
         self.pono_c, self.temperature, self.down = pono_c, temperature, down
         self.warp_bilinear, self.warp_patch = warp_bilinear, warp_patch
         self.warp_memory, self.chunk_size = warp_memory, chunk_size
+        self.checkpoint_activations = checkpoint_activations
 
     def matching_features(self, adapted: torch.Tensor, one_hot: torch.Tensor,
                           projection: nn.Module) -> torch.Tensor:
@@ -187,7 +195,12 @@ class CorrespondenceNet(nn.Module):
         x = with_coordinates(adapted) if self.use_coordconv else adapted
         if self.maskmix:
             x = torch.cat([x, F.interpolate(one_hot, size=x.shape[2:], mode="nearest")], dim=1)
-        x = projection(self.shared(x))
+        if self.checkpoint_activations:
+            for block in self.shared:
+                x = checkpointed(block, x)
+        else:
+            x = self.shared(x)
+        x = projection(x)
         k = self.match_kernel
         x = x.flatten(2) if k == 1 else F.unfold(x, k, padding=k // 2)
         x = x - x.mean(dim=1 if self.pono_c else -1, keepdim=True)

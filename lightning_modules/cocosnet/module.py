@@ -51,6 +51,7 @@ from lightning_modules.cocosnet.networks import TranslationGenerator, cocosnet_d
 from lightning_modules.errors import ConfigError
 from lightning_modules.gan_module import GANModule, LRSchedule, OptimizerSpec, Phase
 from lightning_modules.layers.losses import d_hinge_loss, feature_matching_loss, g_hinge_loss
+from lightning_modules.layers.spectral import power_iteration_paused
 from lightning_modules.pretrained import vgg19
 
 PERCEPTUAL_LAYERS = {"5_2": "relu5_2", "4_2": "relu4_2"}
@@ -101,6 +102,10 @@ class CoCosNet(GANModule):
         init_gain: the official initialisation's Xavier gain (``init_variance`` 0.02); None
             keeps PyTorch's default initialisation.
         vgg_weights_path: the Caffe VGG-19 (default: the one lookup).
+        checkpoint_activations: the correspondence's and the generator's blocks keep only
+            their inputs for the backward pass, which recomputes the rest: less memory for
+            about a quarter more time, the same values and gradients (not in the official
+            code; for 256 px on small GPUs).
     """
 
     def __init__(self, label_nc: int = 0, contain_dontcare_label: bool = False,
@@ -118,7 +123,7 @@ class CoCosNet(GANModule):
                  warp_self_weight: float = 0.0, reconstruction_weight: float = 0.0,
                  lr: float = 2e-4,
                  decay_kimg: float | None = None, init_gain: float | None = 0.02,
-                 vgg_weights_path: str | None = None,
+                 vgg_weights_path: str | None = None, checkpoint_activations: bool = False,
                  max_kimg: float | None = None, ema_half_life_kimg: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(max_kimg=max_kimg, ema_half_life_kimg=ema_half_life_kimg, **kwargs)
@@ -138,9 +143,10 @@ class CoCosNet(GANModule):
         self.correspondence = CorrespondenceNet(
             self.semantic_channels, ngf, adaptor_kernel, match_kernel, use_coordconv, maskmix,
             pono_c, 0.01, warp_stride, warp_bilinear, warp_patch, spade_hidden=spade_hidden,
-            warp_memory=warp_memory)
+            warp_memory=warp_memory, checkpoint_activations=checkpoint_activations)
         self.generator = TranslationGenerator(3 + self.semantic_channels, ngf, use_attention,
-                                              spade_hidden)
+                                              spade_hidden,
+                                              checkpoint_activations=checkpoint_activations)
         self.discriminator = cocosnet_discriminator(self.semantic_channels, ndf, num_D,
                                                     n_layers_D, use_attention)
         if init_gain is not None:
@@ -211,8 +217,10 @@ class CoCosNet(GANModule):
                              cycle=hp.warp_cycle_weight > 0)
         output = out["output"]
         self._fake_for_d = output.detach()
+        # the official code scores [fake, real] in one call (one spectral-norm power
+        # iteration); real needs no graph here, so it is a second call at the same sigma
         d_fake = self.discriminator(output, semantics)
-        with torch.no_grad():
+        with torch.no_grad(), power_iteration_paused(self.discriminator):
             d_real = self.discriminator(target, semantics)
             real_features = self.vgg(target, VGG_TAPS)
             exemplar_features = self.vgg(exemplar, VGG_TAPS)
@@ -253,9 +261,13 @@ class CoCosNet(GANModule):
             with torch.no_grad():
                 fake = self.translate(semantics, batch[EXEMPLAR], exemplar_semantics)["output"]
         self._fake_for_d = None
-        return {"hinge": self.hparams.gan_weight * d_hinge_loss(
-            self.discriminator(batch[TARGET], semantics),
-            self.discriminator(fake, semantics))}
+        # one call on [fake, real], as the official ``discriminate``: one power iteration
+        scores = self.discriminator(torch.cat([fake, batch[TARGET]]),
+                                    torch.cat([semantics, semantics]))
+        count = fake.shape[0]
+        d_fake = [[features[:count] for features in scale] for scale in scores]
+        d_real = [[features[count:] for features in scale] for scale in scores]
+        return {"hinge": self.hparams.gan_weight * d_hinge_loss(d_real, d_fake)}
 
     # -- what callbacks use --------------------------------------------------------------------
     def batch_size(self, batch: Any) -> int:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.layers.checkpointing import maybe_checkpointed
 from lightning_modules.layers.discriminators import MultiScalePatchDiscriminator
 from lightning_modules.layers.spade import SelfAttention, SPADEResBlock
 
@@ -33,12 +34,15 @@ class TranslationGenerator(nn.Module):
         use_attention: self-attention before the block at 1/2 resolution.
         spade_hidden / spade_norm: of every SPADE (128, positional).
         spectral_norm: on the blocks' and the attention's convs.
+        checkpoint_activations: each block (and the attention) keeps only its inputs for
+            the backward pass, which recomputes the rest (less memory, same gradients).
     """
 
     def __init__(self, condition_channels: int, ngf: int = 64, use_attention: bool = True,
                  spade_hidden: int = 128, spade_norm: str = "positional",
-                 spectral_norm: bool = True) -> None:
+                 spectral_norm: bool = True, checkpoint_activations: bool = False) -> None:
         super().__init__()
+        self.checkpoint_activations = checkpoint_activations
         self.stem = nn.Conv2d(condition_channels, 16 * ngf, 3, padding=1)
         self.blocks = nn.ModuleList(
             SPADEResBlock(cin * ngf, cout * ngf, condition_channels, spade_hidden, spade_norm,
@@ -59,8 +63,8 @@ class TranslationGenerator(nn.Module):
             if up:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             if index == ATTENTION_BEFORE and self.attention is not None:
-                x = self.attention(x)
-            x = block(x, condition)
+                x = maybe_checkpointed(self.checkpoint_activations, self.attention, x)
+            x = maybe_checkpointed(self.checkpoint_activations, block, x, condition)
         return torch.tanh(self.to_image(F.leaky_relu(x, 0.2)))
 
 

@@ -14,6 +14,9 @@ Results equal the weight-divided form to float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +40,9 @@ class SpectralNormConv2d(nn.Conv2d):
         self.register_buffer("weight_u", u)
         self.register_buffer("weight_v", v)
         self.eps = eps
+        #: set by :func:`~lightning_modules.layers.checkpointing.checkpointed`: the sigma its
+        #: forward pass computed, used again when the block is recomputed
+        self.fixed_sigma: torch.Tensor | None = None
 
     def sigma(self) -> torch.Tensor:
         """``u^T W v``; in training, after one power iteration that updates ``u`` and ``v`` in
@@ -61,11 +67,26 @@ class SpectralNormConv2d(nn.Conv2d):
         return x.shape[0] * self.out_channels * size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sigma = self.sigma()
+        sigma = self.sigma() if self.fixed_sigma is None else self.fixed_sigma
         if isinstance(self.padding, str) or self.weight_orig.numel() <= self.output_numel(x):
             return self._conv_forward(x, self.weight_orig / sigma, self.bias)
         out = self._conv_forward(x, self.weight_orig, None) / sigma
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
+@contextmanager
+def power_iteration_paused(module: nn.Module) -> Iterator[None]:
+    """Spectral-norm convs in ``module`` use their current ``u`` / ``v`` without a power
+    iteration: a second call then normalises by the sigma of the first, as if both inputs had
+    been one batch (what SPADE-style code does by concatenating fake and real)."""
+    convs = [m for m in module.modules() if isinstance(m, SpectralNormConv2d) and m.training]
+    for conv in convs:
+        conv.training = False
+    try:
+        yield
+    finally:
+        for conv in convs:
+            conv.training = True
 
 
 def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
