@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lightning_modules.layers.spectral import SpectralNormConv2d
+from lightning_modules.layers.spectral import SpectralNormConv2d, spectral_norm_convs
 
 
 @contextmanager
@@ -39,7 +39,7 @@ def checkpointed(block: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
     (without gradients enabled, a plain call)."""
     if not torch.is_grad_enabled():
         return block(*inputs)
-    convs = [m for m in block.modules() if isinstance(m, SpectralNormConv2d)]
+    convs = spectral_norm_convs(block)
     sigmas = [conv.sigma() for conv in convs]  # the one power iteration of this call
 
     def run(*arguments: torch.Tensor) -> torch.Tensor:

@@ -74,12 +74,17 @@ class SpectralNormConv2d(nn.Conv2d):
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
+def spectral_norm_convs(module: nn.Module) -> list[SpectralNormConv2d]:
+    """Every :class:`SpectralNormConv2d` in ``module`` (itself included)."""
+    return [m for m in module.modules() if isinstance(m, SpectralNormConv2d)]
+
+
 @contextmanager
 def power_iteration_paused(module: nn.Module) -> Iterator[None]:
     """Spectral-norm convs in ``module`` use their current ``u`` / ``v`` without a power
     iteration: a second call then normalises by the sigma of the first, as if both inputs had
     been one batch (what SPADE-style code does by concatenating fake and real)."""
-    convs = [m for m in module.modules() if isinstance(m, SpectralNormConv2d) and m.training]
+    convs = [conv for conv in spectral_norm_convs(module) if conv.training]
     for conv in convs:
         conv.training = False
     try:
