@@ -243,6 +243,22 @@ def test_shipped_demo_source_is_a_slim_corrlab_stylegan2_the_demo_uses(tmp_path)
     assert torch.equal(FewShotCDC(str(tmp_path / "slim.ckpt"), num_anchors=2,
                                   patch_resolution=8).sample_source(2, seed=1),
                        full.sample(2, seed=1))
+    # --half: the float32 weights stored as float16 (the counters kept), loaded back as float32
+    half = export_checkpoint(tmp_path / "full.ckpt", tmp_path / "half.ckpt", half=True)
+    for name, tensor in slim["state_dict"].items():
+        stored = half["state_dict"][name]
+        assert stored.dtype == (torch.float16 if tensor.dtype == torch.float32
+                                else tensor.dtype), name
+        assert torch.equal(stored, tensor.half() if tensor.dtype == torch.float32 else tensor)
+    weight_bytes = {name: sum(t.nbytes for t in saved["state_dict"].values())
+                    for name, saved in (("slim", slim), ("half", half))}
+    assert weight_bytes["half"] < 0.55 * weight_bytes["slim"]
+    assert (tmp_path / "half.ckpt").stat().st_size < (tmp_path / "slim.ckpt").stat().st_size
+    loaded = StyleGAN2.load_from_checkpoint(tmp_path / "half.ckpt")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    samples = loaded.sample(2, seed=1)
+    assert torch.allclose(samples, full.sample(2, seed=1), atol=0.05)
+    assert not torch.equal(samples, full.sample(2, seed=1))  # rounded, not the same weights
 
 
 def test_correspondence_report_on_a_short_demo_run(tmp_path, metric_env, capsys):
