@@ -23,8 +23,8 @@ OFFICIAL_COCOSNET ?=
 OFFICIAL_CDC ?=
 ROSINALITY ?=
 
-.PHONY: venv test demo demo-model cdc-demo adaconv-demo cocosnet-demo cdc-source bench results \
-	leaderboard lint clean
+.PHONY: venv test demo demo-model cdc-demo adaconv-demo cocosnet-demo cocosnet-model cdc-source \
+	bench results leaderboard lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,11 +90,28 @@ adaconv-demo: venv
 
 # CoCosNet demo: label map + exemplar -> image on shapes & textures; ground-truth errors of the
 # output and the warped exemplar, and the learned correspondence's end-point error, at
-# initialisation and after training.
+# initialisation and after training; then the same for the shipped trained model (the
+# leaderboard row's seed 0: the demo config at COCOSNET_MODEL_ARGS for 12 kimg, `make
+# cocosnet-model`) on the same held-out pairs, and both image tables side by side.
+COCOSNET_MODEL := experiments/cocosnet/assets/leaderboard_seed0.ckpt
+COCOSNET_MODEL_ARGS := --model.init_args.ngf 8 --model.init_args.spade_hidden 16
 cocosnet-demo: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/cocosnet/demo.yaml \
 		--experiment cocosnet_demo --version demo
-	$(PY) -m experiments.cocosnet.report runs/cocosnet_demo/demo
+	rm -rf runs/cocosnet_demo/shipped_model
+	$(TUNED_MALLOC) $(VENV)/bin/corrlab validate --config experiments/cocosnet/demo.yaml \
+		--ckpt_path $(COCOSNET_MODEL) $(COCOSNET_MODEL_ARGS) --experiment cocosnet_demo \
+		--version shipped_model --trainer.limit_val_batches 1 --trainer.enable_progress_bar false
+	$(PY) -m experiments.cocosnet.report runs/cocosnet_demo/demo \
+		--shipped runs/cocosnet_demo/shipped_model
+
+# Retrain the model `make cocosnet-demo` shows (the leaderboard's CoCosNet row, seed 0: about 40
+# minutes on 2 cores) and refresh the shipped copy (slim, float16 weights).
+cocosnet-model: venv
+	$(TUNED_MALLOC) $(PY) -m experiments.leaderboard --rows cocosnet --seeds 0 \
+		--out runs/cocosnet_model
+	$(PY) -m experiments.export_checkpoint runs/cocosnet_model/cocosnet/seed0/checkpoints/last.ckpt \
+		$(COCOSNET_MODEL) --half
 
 # Retrain the demo's source StyleGAN2 (about 30 minutes on 2 cores) and refresh the shipped copy.
 cdc-source: venv

@@ -417,3 +417,40 @@ def test_cocosnet_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
                 "output structure accuracy", "output texture accuracy",
                 "correspondence end-point error (px)"):
         assert row in report, report
+    # what make cocosnet-demo does next: the shipped model (make cocosnet-model: the leaderboard
+    # row's widths, exported slim in float16; here on a tiny budget) on the same pairs
+    import re
+    import shlex
+
+    from experiments.export_checkpoint import export_checkpoint
+    from experiments.leaderboard import ROWS
+
+    makefile = (ROOT / "Makefile").read_text()
+    model_args = shlex.split(re.search(r"^COCOSNET_MODEL_ARGS := (.+)$", makefile, re.M)[1])
+    assert tuple(model_args) == ROWS["cocosnet"].overrides  # the shipped model's widths
+    common = ["--config", str(config), "--experiment", "cocosnet_model",
+              "--data.init_args.synthetic_images", "24", "--trainer.enable_progress_bar",
+              "false", "--loggers", "[csv]", *model_args]
+    result = run_corrlab(["fit", *common, "--version", "seed0", "--model.init_args.max_kimg",
+                          "0.008"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shipped = tmp_path / "shipped.ckpt"
+    export_checkpoint(tmp_path / "runs" / "cocosnet_model" / "seed0" / "checkpoints" /
+                      "last.ckpt", shipped, half=True)
+    common[common.index("cocosnet_model")] = "cocosnet_demo"
+    result = run_corrlab(["validate", *common, "--ckpt_path", str(shipped), "--version",
+                          "shipped_model", "--trainer.limit_val_batches", "1"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = subprocess.run([sys.executable, "-m", "experiments.cocosnet.report",
+                             "runs/cocosnet_demo/demo", "--shipped",
+                             "runs/cocosnet_demo/shipped_model"], cwd=tmp_path,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                            text=True, check=True).stdout
+    header = next(line for line in report.splitlines() if line.startswith("| |"))
+    assert "shipped model (0.008 kimg)" in header, report
+    texture = next(line for line in report.splitlines()
+                   if line.startswith("| output texture accuracy"))
+    assert len(texture.strip("|").split("|")) == 5  # label, init, end, shipped, trivial
+    both = Image.open(tmp_path / "runs" / "cocosnet_demo" / "demo_vs_shipped.png")
+    table = Image.open(tables[-1])
+    assert both.size == (2 * table.width + 16, table.height)

@@ -2,14 +2,21 @@
 the trivial answers, and where its image tables are.
 
     python -m experiments.cocosnet.report runs/cocosnet_demo/demo
+    python -m experiments.cocosnet.report runs/cocosnet_demo/demo \
+        --shipped runs/cocosnet_demo/shipped_model         (make cocosnet-demo)
+
+With ``--shipped``, the shipped trained model's figures (``corrlab validate`` on the same
+held-out pairs) in a third column, and both image tables side by side.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from callbacks.metric_plot import read_metrics
+from experiments.report import side_by_side
 
 #: (metric, what it is, trivial answer's metric)
 ROWS = [("exemplar/l1_to_truth", "output L1 to the truth", "exemplar/l1_exemplar_to_truth"),
@@ -27,35 +34,60 @@ ROWS = [("exemplar/l1_to_truth", "output L1 to the truth", "exemplar/l1_exemplar
         ("exemplar/within_1px", "correspondence within 1 px", None)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print(__doc__)
-        return 2
-    run = Path(args[0])
+def ground_truth_series(run: Path) -> dict[str, list[tuple[float, float]]]:
+    """The ``exemplar/`` ground-truth figures of ``run/metrics.csv``: ``(kimg, value)`` each."""
     if not (run / "metrics.csv").is_file():
-        print(f"{run}: no metrics.csv (has the run started?)")
-        return 1
+        raise SystemExit(f"{run}: no metrics.csv (has the run started?)")
     series = {name: values for name, values in read_metrics(run / "metrics.csv").items()
               if name.startswith("exemplar/")}
     if "exemplar/l1_to_truth" not in series:
-        print(f"{run}: no exemplar/ ground-truth figures in metrics.csv")
-        return 1
+        raise SystemExit(f"{run}: no exemplar/ ground-truth figures in metrics.csv")
+    return series
+
+
+def last_image_table(run: Path) -> Path | None:
+    tables = sorted((run / "image_tables").glob("*.png"))
+    return tables[-1] if tables else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.cocosnet.report",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="the demo run's folder")
+    parser.add_argument("--shipped", type=Path,
+                        help="the shipped trained model's evaluation folder (corrlab validate)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    series = ground_truth_series(args.run)
     first = {name: values[0][1] for name, values in series.items()}
     last = {name: values[-1][1] for name, values in series.items()}
     start, end = series["exemplar/l1_to_truth"][0][0], series["exemplar/l1_to_truth"][-1][0]
-    print(f"CoCosNet demo, {run}: ground truth on {run / 'metrics.csv'}")
-    print(f"| | at {start:g} kimg | at {end:g} kimg | trivial answer |")
-    print("|---|---:|---:|---:|")
+    columns = [f"at {start:g} kimg", f"at {end:g} kimg"]
+    shipped = {}
+    if args.shipped:
+        shipped_series = ground_truth_series(args.shipped)
+        shipped = {name: values[-1][1] for name, values in shipped_series.items()}
+        kimg = shipped_series["exemplar/l1_to_truth"][-1][0]
+        columns.append(f"shipped model ({kimg:g} kimg)")
+    print(f"CoCosNet demo, {args.run}: ground truth on {args.run / 'metrics.csv'}"
+          + (f"; shipped model on {args.shipped / 'metrics.csv'}" if args.shipped else ""))
+    print("| | " + " | ".join(columns) + " | trivial answer |")
+    print("|---|" + "---:|" * (len(columns) + 1))
     for key, label, trivial in ROWS:
         if key in last:
+            cells = [f"{first[key]:.3f}", f"{last[key]:.3f}"]
+            if args.shipped:
+                cells.append(f"{shipped[key]:.3f}" if key in shipped else "")
             baseline = f"{last[trivial]:.3f}" if trivial and trivial in last else ""
-            print(f"| {label} | {first[key]:.3f} | {last[key]:.3f} | {baseline} |")
+            print(f"| {label} | " + " | ".join(cells) + f" | {baseline} |")
     print("trivial answers: copy the exemplar (images), match every pixel to itself (EPE)")
-    tables = sorted((run / "image_tables").glob("*.png"))
-    if tables:
+    table = last_image_table(args.run)
+    if table:
         print(f"image tables (input | exemplar | warped exemplar | output | target | truth): "
-              f"{tables[-1]}")
+              f"{table}")
+    shipped_table = last_image_table(args.shipped) if args.shipped else None
+    if table and shipped_table:
+        both = side_by_side(table, shipped_table, args.run.parent / "demo_vs_shipped.png")
+        print(f"image tables side by side (this run | shipped model): {both}")
     return 0
 
 
