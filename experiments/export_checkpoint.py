@@ -10,7 +10,7 @@ rounding: score the exported file, not the run's).
 
 ``make cdc-source`` uses it for ``experiments/few_shot_cdc/assets/source_shapes32.ckpt``,
 ``make demo-model`` for ``experiments/swapping_autoencoder/assets/demo_trained.ckpt`` and
-``make cocosnet-model`` (``--half``) for ``experiments/cocosnet/assets/leaderboard_seed0.ckpt``.
+``make cocosnet-model`` (``--half``) for ``experiments/cocosnet/assets/leaderboard_seed2.ckpt``.
 """
 
 from __future__ import annotations

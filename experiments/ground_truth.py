@@ -106,7 +106,15 @@ def exemplar_scores(checkpoint: str, data_options: dict, pairs: int = 64,
     training images), exemplars retrieved among those images."""
     from lightning_modules.cocosnet import CoCosNet
 
-    model = CoCosNet.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    model = CoCosNet.load_from_checkpoint(checkpoint, map_location="cpu")
+    return exemplar_model_scores(model, data_options, pairs, lpips)
+
+
+@torch.no_grad()
+def exemplar_model_scores(model: torch.nn.Module, data_options: dict, pairs: int = 64,
+                          lpips: torch.nn.Module | None = None) -> dict:
+    """:func:`exemplar_scores` of a CoCosNet module (put in eval mode)."""
+    model.eval()
     if data_options.get("source") == "synthetic":
         data_options = {**data_options, "synthetic_seed": EVALUATION_SEED}
     batch = evaluation_batch(data_options, pairs)

@@ -146,6 +146,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def row_label(name: str, entry: dict) -> str:
+    """The row's name and the config options it overrides: ``cocosnet (ngf 8, ...)``."""
+    overrides = entry.get("overrides") or []
+    options = [f"{option.rsplit('.', 1)[-1]} {value}"
+               for option, value in zip(overrides[::2], overrides[1::2], strict=True)]
+    return f"{name} ({', '.join(options)})" if options else name
+
+
 def table(results: dict) -> list[str]:
     """Markdown: one block per task; the model rows as mean +- std over seeds, then each
     trivial answer (the same for every seed: one evaluation set)."""
@@ -165,8 +173,8 @@ def table(results: dict) -> list[str]:
                           if s["model"].get(key) is not None]
                 cells.append("{:.3f} ± {:.3f}".format(*mean_std(values)) if values else "")
             minutes = statistics.fmean(s["train_seconds"] for s in entry["seeds"].values()) / 60
-            lines.append(f"| {name} | {len(entry['seeds'])} | {entry['max_kimg']:g} | "
-                         f"{minutes:.1f} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row_label(name, entry)} | {len(entry['seeds'])} | "
+                         f"{entry['max_kimg']:g} | {minutes:.1f} | " + " | ".join(cells) + " |")
             first = next(iter(entry["seeds"].values()))
             baselines.update({k: v for k, v in first.items() if k != "model"
                               and isinstance(v, dict)})
@@ -200,6 +208,7 @@ def records(results: dict) -> list[dict]:
                         "quick": results["kimg_scale"] < 1,
                         "provenance": {
                             "task": entry["task"], "max_kimg": entry["max_kimg"],
+                            "overrides": entry.get("overrides", []),
                             "per_seed": dict(zip(map(str, seeds), values, strict=True)),
                             "train_seconds": {str(k): s["train_seconds"]
                                               for k, s in seeds.items()},
@@ -220,7 +229,9 @@ def from_registry(entries: list[dict]) -> dict:
         provenance = record["provenance"]
         entry = rows.setdefault(name, {"config": record.get("config", ""),
                                        "task": provenance["task"],
-                                       "max_kimg": provenance["max_kimg"], "seeds": {}})
+                                       "max_kimg": provenance["max_kimg"],
+                                       "overrides": provenance.get("overrides", []),
+                                       "seeds": {}})
         for seed, value in provenance["per_seed"].items():
             scores = entry["seeds"].setdefault(seed, {
                 "model": {}, "train_seconds": provenance["train_seconds"][seed]})
@@ -244,7 +255,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> str:
                "pairs": args.pairs, "lpips": lpips.provenance, "rows": {}}
     for name in args.rows:
         row = ROWS[name]
-        entry = results["rows"][name] = {"config": row.config, "task": row.task, "seeds": {}}
+        entry = results["rows"][name] = {"config": row.config, "task": row.task,
+                                         "overrides": list(row.overrides), "seeds": {}}
         for seed in args.seeds:
             finished = train(name, row, seed, args.kimg_scale, out)
             print(f"{name} seed {seed}: trained {finished['max_kimg']:g} kimg in "

@@ -397,3 +397,51 @@ def test_discriminator_scores_fake_and_real_at_one_power_iteration_per_step():
     fake, real = reference_scores(output)
     assert_same_buffers()
     torch.testing.assert_close(hinge.detach(), 10 * d_hinge_loss(real, fake))
+
+
+def test_shipped_model_is_the_leaderboard_row_trained_for_its_budget():
+    """``make cocosnet-demo`` evaluates this file; ``make cocosnet-model`` retrains it (the
+    leaderboard's CoCosNet row at the Makefile's seed: the demo config with the row's overrides
+    and budget) and exports it slim in float16."""
+    import re
+    import shlex
+
+    import yaml
+
+    from experiments.ground_truth import exemplar_model_scores
+    from experiments.leaderboard import ROWS
+    from lightning_modules.checkpoints import safe_load
+    from tests.conftest import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    seed = re.search(r"^COCOSNET_MODEL_SEED := (\d+)$", makefile, re.M)[1]
+    asset = ROOT / re.search(r"^COCOSNET_MODEL := (\S+)", makefile, re.M)[1].replace(
+        "$(COCOSNET_MODEL_SEED)", seed)
+    overrides = shlex.split(re.search(r"^COCOSNET_MODEL_ARGS := (.+)$", makefile, re.M)[1])
+    row = ROWS["cocosnet"]
+    assert tuple(overrides) == row.overrides
+    demo = yaml.safe_load((ROOT / "experiments" / row.config).read_text())
+    expected = dict(demo["model"]["init_args"], max_kimg=row.kimg)
+    for option, value in zip(overrides[::2], overrides[1::2], strict=True):
+        expected[option.removeprefix("--model.init_args.")] = yaml.safe_load(value)
+    saved = safe_load(asset)  # loads without trust: tensors and plain values only
+    assert "optimizer_states" not in saved and "rng_states" not in saved["corrlab"]
+    assert asset.stat().st_size < 8 * 2**20
+    assert {t.dtype for t in saved["state_dict"].values() if t.is_floating_point()} == {
+        torch.float16}
+    hyper = saved["hyper_parameters"]
+    assert saved["corrlab"]["images_seen"] >= 1000 * row.kimg
+    for key, value in expected.items():
+        assert hyper[key] == value, key
+    # trained: on held-out pairs its output is nearer the truth, in layout and in texture, than
+    # the same networks' at initialisation
+    data = dict(demo["data"]["init_args"], synthetic_images=64)
+    trained = CoCosNet.load_from_checkpoint(asset)
+    torch.manual_seed(0)
+    initial = CoCosNet(**{key: hyper[key] for key in expected})
+    scores = {name: exemplar_model_scores(model, data, pairs=16)["model"]
+              for name, model in (("trained", trained), ("initial", initial))}
+    assert scores["trained"]["l1"] < scores["initial"]["l1"]
+    assert scores["trained"]["texture_accuracy"] > scores["initial"]["texture_accuracy"]
+    assert scores["trained"]["structure_accuracy"] > scores["initial"]["structure_accuracy"]
+    assert scores["trained"]["epe"] < scores["initial"]["epe"]
