@@ -42,8 +42,19 @@ def image_table(columns: dict[str, torch.Tensor], padding: int = 2,
     draw = ImageDraw.Draw(header)
     width = next(iter(sizes))[1] + padding
     for index, name in enumerate(names):
-        draw.text((padding + index * width + 2, 1), name, fill=(0, 0, 0))
+        draw.text((padding + index * width + 2, 1), fit_title(draw, name, width - 4),
+                  fill=(0, 0, 0))
     return np.concatenate([np.asarray(header), grid], axis=0)
+
+
+def fit_title(draw: ImageDraw.ImageDraw, name: str, width: float) -> str:
+    """``name`` shortened to ``width`` pixels (``warped_exemplar`` -> ``warped_ex.``) so that
+    it does not run into the next column's title."""
+    if draw.textlength(name) <= width:
+        return name
+    while len(name) > 1 and draw.textlength(name + ".") > width:
+        name = name[:-1]
+    return name + "."
 
 
 class ImageTable(KimgScheduledCallback):

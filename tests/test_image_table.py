@@ -27,6 +27,18 @@ class _Translator(TinyTranslator):
         return {"input": batch[INPUT], "output": self.net(batch[INPUT]), "truth": batch[TARGET]}
 
 
+def test_long_column_titles_are_shortened_to_their_column():
+    from callbacks.image_table import image_table
+
+    images = torch.zeros(2, 3, 32, 32)
+    long = image_table({"warped_exemplar_of_a_long_name": images, "output": images})
+    short = image_table({"w": images, "output": images})
+    assert long.shape == short.shape == (14 + 2 * 34 + 2, 2 * 34 + 2, 3)
+    # from the first column's edge on, the title row is what it is without the long name
+    assert np.array_equal(long[:14, 34:], short[:14, 34:])
+    assert (long[:14, :34] < 128).sum() > (short[:14, :34] < 128).sum()  # shortened, not empty
+
+
 def test_kimg_schedule():
     schedule = KimgSchedule(2.0)
     schedule.restart(1.0)
