@@ -12,6 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 #: limit (tests keep their budgets tiny instead, so a slow or busy machine only takes longer)
 HANG_GUARD_S = 3600
 
+
+
+def makefile_variable(name: str) -> str:
+    """The value the Makefile gives ``name`` (``:=`` or ``?=``), its ``$(OTHER)`` references
+    expanded: the tests check shipped assets against what ``make`` would use."""
+    import re
+
+    text = (ROOT / "Makefile").read_text()
+    match = re.search(rf"^{re.escape(name)} [:?]= (.+)$", text, re.M)
+    if match is None:
+        raise KeyError(f"Makefile: no variable {name}")
+    return re.sub(r"\$\((\w+)\)", lambda ref: makefile_variable(ref[1]), match[1].strip())
+
+
 # Loggers write offline and quietly in tests; no test may reach the network.
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"

@@ -419,14 +419,13 @@ def test_cocosnet_demo_config_writes_its_outputs(tmp_path: Path, metric_env):
         assert row in report, report
     # what make cocosnet-demo does next: the shipped model (make cocosnet-model: the leaderboard
     # row's widths, exported slim in float16; here on a tiny budget) on the same pairs
-    import re
     import shlex
 
     from experiments.export_checkpoint import export_checkpoint
     from experiments.leaderboard import ROWS
+    from tests.conftest import makefile_variable
 
-    makefile = (ROOT / "Makefile").read_text()
-    model_args = shlex.split(re.search(r"^COCOSNET_MODEL_ARGS := (.+)$", makefile, re.M)[1])
+    model_args = shlex.split(makefile_variable("COCOSNET_MODEL_ARGS"))
     assert tuple(model_args) == ROWS["cocosnet"].overrides  # the shipped model's widths
     common = ["--config", str(config), "--experiment", "cocosnet_model",
               "--data.init_args.synthetic_images", "24", "--trainer.enable_progress_bar",

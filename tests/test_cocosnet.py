@@ -403,7 +403,6 @@ def test_shipped_model_is_the_leaderboard_row_trained_for_its_budget():
     """``make cocosnet-demo`` evaluates this file; ``make cocosnet-model`` retrains it (the
     leaderboard's CoCosNet row at the Makefile's seed: the demo config with the row's overrides
     and budget) and exports it slim in float16."""
-    import re
     import shlex
 
     import yaml
@@ -411,13 +410,10 @@ def test_shipped_model_is_the_leaderboard_row_trained_for_its_budget():
     from experiments.ground_truth import exemplar_model_scores
     from experiments.leaderboard import ROWS
     from lightning_modules.checkpoints import safe_load
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, makefile_variable
 
-    makefile = (ROOT / "Makefile").read_text()
-    seed = re.search(r"^COCOSNET_MODEL_SEED := (\d+)$", makefile, re.M)[1]
-    asset = ROOT / re.search(r"^COCOSNET_MODEL := (\S+)", makefile, re.M)[1].replace(
-        "$(COCOSNET_MODEL_SEED)", seed)
-    overrides = shlex.split(re.search(r"^COCOSNET_MODEL_ARGS := (.+)$", makefile, re.M)[1])
+    asset = ROOT / makefile_variable("COCOSNET_MODEL")
+    overrides = shlex.split(makefile_variable("COCOSNET_MODEL_ARGS"))
     row = ROWS["cocosnet"]
     assert tuple(overrides) == row.overrides
     demo = yaml.safe_load((ROOT / "experiments" / row.config).read_text())

@@ -427,15 +427,12 @@ def test_official_import_reads_opt_txt_and_rejects_other_files(tmp_path: Path):
 def test_shipped_demo_model_is_the_demo_config_trained_for_make_demo_models_budget():
     """``make demo`` evaluates this file; ``make demo-model`` retrains it (the demo config for
     the Makefile's DEMO_MODEL_KIMG, otherwise unchanged) and exports it slim."""
-    import re
-
     from lightning_modules.checkpoints import safe_load
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, makefile_variable
 
-    makefile = (ROOT / "Makefile").read_text()
-    asset = ROOT / re.search(r"^DEMO_MODEL := (\S+)", makefile, re.M).group(1)
-    budget = float(re.search(r"^DEMO_MODEL_KIMG \?= (\S+)", makefile, re.M).group(1))
-    config = ROOT / re.search(r"^DEMO_CONFIG := (\S+)", makefile, re.M).group(1)
+    asset = ROOT / makefile_variable("DEMO_MODEL")
+    budget = float(makefile_variable("DEMO_MODEL_KIMG"))
+    config = ROOT / makefile_variable("DEMO_CONFIG")
     demo = yaml.safe_load(config.read_text())["model"]["init_args"]
     saved = safe_load(asset)  # loads without trust: tensors and plain values only
     assert "optimizer_states" not in saved and "rng_states" not in saved["corrlab"]
