@@ -117,7 +117,9 @@ class OptimizerSpec:
     dotted path) with ``lr``, and for the Adam family ``betas`` / ``eps``; ``kwargs`` go to
     the class unchanged. ``reg_interval`` applies ``c = k / (k + 1)`` to the learning rate
     and, for Adam, the betas (Karras et al. 2020, App. C: lazy regularization). ``schedule``
-    scales the learning rate with training length."""
+    scales the learning rate with training length. ``clip_grad_norm`` rescales the network's
+    gradients (after the cross-rank average) to at most that global L2 norm before each step;
+    the norm before clipping is then logged as ``<phase>/grad_norm``."""
 
     modules: Sequence[nn.Module]
     lr: float = 0.002
@@ -127,14 +129,19 @@ class OptimizerSpec:
     optimizer: str = "Adam"
     kwargs: dict[str, Any] = field(default_factory=dict)
     schedule: LRSchedule | None = None
+    clip_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ConfigError(f"clip_grad_norm must be > 0 (or null), got {self.clip_grad_norm}")
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for module in self.modules for p in module.parameters()]
 
     def with_options(self, options: dict[str, Any], network: str) -> OptimizerSpec:
         """This spec with config overrides (``lr``, ``betas``, ``eps``, ``optimizer``,
-        ``kwargs``, ``schedule`` as a dict of :class:`LRSchedule` fields)."""
-        allowed = {"lr", "betas", "eps", "optimizer", "kwargs", "schedule"}
+        ``kwargs``, ``schedule`` as a dict of :class:`LRSchedule` fields, ``clip_grad_norm``)."""
+        allowed = {"lr", "betas", "eps", "optimizer", "kwargs", "schedule", "clip_grad_norm"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ConfigError(f"optimizers.{network}: unknown option(s) {unknown}; "
@@ -340,6 +347,8 @@ class GANModule(L.LightningModule):
         self._network_modules = {name: list(spec.modules) for name, spec in specs.items()}
         self._schedules = {name: spec.schedule for name, spec in specs.items()
                            if spec.schedule is not None}
+        self._clip_norms = {name: spec.clip_grad_norm for name, spec in specs.items()
+                            if spec.clip_grad_norm is not None}
         optimizers = [make_optimizer(spec) for spec in specs.values()]
         for optimizer in optimizers:
             for group in optimizer.param_groups:
@@ -442,6 +451,8 @@ class GANModule(L.LightningModule):
                                 self.manual_backward)
         for term, value in terms.items():
             self.log(f"{phase.name}/{term}", value.detach())
+        if phase.network in self._clip_norms:
+            self.log(f"{phase.name}/grad_norm", self.last_grad_norm)
 
     def step_phase(self, phase: Phase, batch: Any, optimizer: torch.optim.Optimizer,
                    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward
@@ -470,7 +481,13 @@ class GANModule(L.LightningModule):
             all_reduce_gradients(parameters)
         grads = [p.grad for p in parameters if p.grad is not None]
         if grads:
-            self.check_finite(phase, "gradient", torch.stack(torch._foreach_norm(grads)).sum())
+            max_norm = getattr(self, "_clip_norms", {}).get(phase.network)
+            if max_norm is None:
+                self.check_finite(phase, "gradient",
+                                  torch.stack(torch._foreach_norm(grads)).sum())
+            else:  # the same on every rank: the gradients were averaged first
+                self.last_grad_norm = nn.utils.clip_grad_norm_(parameters, max_norm).detach()
+                self.check_finite(phase, "gradient", self.last_grad_norm)
         optimizer.step()
         # the step has used them: freed now, not kept through the other networks' phases
         optimizer.zero_grad(set_to_none=True)

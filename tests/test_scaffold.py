@@ -1,6 +1,7 @@
 """The scaffold's contracts: phases dispatch to ``loss_<name>`` methods (an unknown or
 unmatched phase is an error), optimizers and learning-rate schedules from the config (TTUR,
-any torch.optim class), and a single-phase non-adversarial module trained on the scaffold."""
+any torch.optim class, gradient-norm clipping), and a single-phase non-adversarial module
+trained on the scaffold."""
 
 from __future__ import annotations
 
@@ -64,6 +65,31 @@ def test_optimizers_and_ttur_come_from_the_config():
         StyleGAN2(**TINY, optimizers={"generator": {"optimizer": "Adamm"}}).configure_optimizers()
 
 
+def test_gradient_clipping_rescales_a_step_to_the_configured_norm():
+    """SGD at lr 1 moves the weights by minus the (clipped) gradient: the step's norm is the
+    clip value when the gradient is larger, the gradient itself when it is smaller."""
+    images = {"image": torch.rand(4, 3, 8, 8) * 10}
+    torch.manual_seed(0)
+    reference = TinyTranslator(optimizers={"net": {"optimizer": "SGD", "lr": 1.0}})
+    reference.configure_optimizers()
+    reference.loss_main(images, 1.0)["L1"].backward()
+    gradient = torch.cat([p.grad.flatten() for p in reference.net.parameters()])
+    full_norm = gradient.norm().item()
+    for clip in (full_norm / 4, full_norm * 2):
+        torch.manual_seed(0)
+        module = TinyTranslator(optimizers={"net": {"optimizer": "SGD", "lr": 1.0,
+                                                    "clip_grad_norm": clip}})
+        (optimizer,) = module.configure_optimizers()
+        before = torch.cat([p.detach().flatten().clone() for p in module.net.parameters()])
+        module.step_phase(Phase("main", "net"), images, optimizer)
+        after = torch.cat([p.detach().flatten() for p in module.net.parameters()])
+        assert module.last_grad_norm.item() == pytest.approx(full_norm, rel=1e-5)
+        expected = gradient * min(1.0, clip / full_norm)
+        torch.testing.assert_close(before - after, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="clip_grad_norm"):
+        TinyTranslator(optimizers={"net": {"clip_grad_norm": 0}}).configure_optimizers()
+
+
 def test_learning_rate_schedules():
     linear = LRSchedule("linear", decay_kimg=4)
     assert [linear.factor(k, 10) for k in (0, 6, 8, 10, 12)] == [1, 1, 0.5, 0, 0]
@@ -79,7 +105,7 @@ def test_learning_rate_schedules():
 def test_a_single_phase_module_trains_on_the_scaffold_with_a_schedule(tmp_path):
     L.seed_everything(0)
     module = TinyTranslator(max_kimg=0.024, seed=0, optimizers={
-        "net": {"schedule": {"kind": "linear", "decay_kimg": 0.016}}})
+        "net": {"schedule": {"kind": "linear", "decay_kimg": 0.016}, "clip_grad_norm": 1e-3}})
     assert not hasattr(module, "net_ema")  # no EMA unless a module asks for it
     before = [p.detach().clone() for p in module.parameters()]
     data = UnpairedDataModule(batch_size=4, crop_size=8, synthetic_images=16, num_workers=0)
@@ -92,6 +118,7 @@ def test_a_single_phase_module_trains_on_the_scaffold_with_a_schedule(tmp_path):
     group = trainer.optimizers[0].param_groups[0]
     last_kimg = 0.020  # the schedule is applied at the start of each iteration
     assert group["lr"] == pytest.approx(group["base_lr"] * (0.024 - last_kimg) / 0.016)
+    assert trainer.callback_metrics["main/grad_norm"] > 1e-3  # logged before clipping
     path = tmp_path / "single.ckpt"
     trainer.save_checkpoint(path)
     restored = TinyTranslator.load_from_checkpoint(path)
