@@ -96,7 +96,7 @@ adaconv-demo: venv
 # pairs, and both image tables side by side.
 COCOSNET_MODEL_SEED := 2
 COCOSNET_MODEL := experiments/cocosnet/assets/leaderboard_seed$(COCOSNET_MODEL_SEED).ckpt
-COCOSNET_MODEL_ARGS := --model.init_args.ngf 8 --model.init_args.spade_hidden 16
+COCOSNET_MODEL_ARGS := --model.init_args.ngf 8 --model.init_args.spade_hidden 16 --model.init_args.decay_kimg 6
 cocosnet-demo: venv
 	$(TUNED_MALLOC) $(VENV)/bin/corrlab fit --config experiments/cocosnet/demo.yaml \
 		--experiment cocosnet_demo --version demo
