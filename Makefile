@@ -91,8 +91,8 @@ adaconv-demo: venv
 # CoCosNet demo: label map + exemplar -> image on shapes & textures; ground-truth errors of the
 # output and the warped exemplar, and the learned correspondence's end-point error, at
 # initialisation and after training; then the same for the shipped trained model (the
-# leaderboard row's seed 2, the one of its three seeds that beats both trivial answers: the
-# demo config at COCOSNET_MODEL_ARGS for 12 kimg, `make cocosnet-model`) on the same held-out
+# leaderboard row's seed 2, the best of its three seeds: the demo config at COCOSNET_MODEL_ARGS
+# for 12 kimg, `make cocosnet-model`) on the same held-out
 # pairs, and both image tables side by side.
 COCOSNET_MODEL_SEED := 2
 COCOSNET_MODEL := experiments/cocosnet/assets/leaderboard_seed$(COCOSNET_MODEL_SEED).ckpt
