@@ -349,6 +349,11 @@ class GANModule(L.LightningModule):
                            if spec.schedule is not None}
         self._clip_norms = {name: spec.clip_grad_norm for name, spec in specs.items()
                             if spec.clip_grad_norm is not None}
+        if self._clip_norms and self._trainer is not None and \
+                self.trainer.precision == "16-mixed":
+            raise ConfigError(f"optimizers: clip_grad_norm ({sorted(self._clip_norms)}) with "
+                              f"precision {self.trainer.precision}: the gradients are "
+                              "loss-scaled there; use bf16-mixed or 32")
         optimizers = [make_optimizer(spec) for spec in specs.values()]
         for optimizer in optimizers:
             for group in optimizer.param_groups:
@@ -451,7 +456,7 @@ class GANModule(L.LightningModule):
                                 self.manual_backward)
         for term, value in terms.items():
             self.log(f"{phase.name}/{term}", value.detach())
-        if phase.network in self._clip_norms:
+        if phase.network in self._clip_norms and self.last_grad_norm is not None:
             self.log(f"{phase.name}/grad_norm", self.last_grad_norm)
 
     def step_phase(self, phase: Phase, batch: Any, optimizer: torch.optim.Optimizer,
@@ -480,6 +485,7 @@ class GANModule(L.LightningModule):
                                                     GradientSyncDDPStrategy):
             all_reduce_gradients(parameters)
         grads = [p.grad for p in parameters if p.grad is not None]
+        self.last_grad_norm = None  # the norm before clipping, where the network clips
         if grads:
             max_norm = getattr(self, "_clip_norms", {}).get(phase.network)
             if max_norm is None:

@@ -90,6 +90,22 @@ def test_gradient_clipping_rescales_a_step_to_the_configured_norm():
         TinyTranslator(optimizers={"net": {"clip_grad_norm": 0}}).configure_optimizers()
 
 
+def test_gradient_clipping_refuses_loss_scaled_gradients(monkeypatch):
+    """fp16 mixed precision scales the loss, so a clip before the scaler's unscaling would act
+    on scaled gradients: refused when the optimizers are configured; bf16 has no scaling."""
+    module = TinyTranslator(optimizers={"net": {"clip_grad_norm": 1.0}})
+    for precision, refused in (("16-mixed", True), ("16-true", False), ("bf16-mixed", False),
+                               ("32-true", False)):
+        fake_trainer = type("FakeTrainer", (), {"precision": precision})()
+        monkeypatch.setattr(module, "_trainer", fake_trainer)
+        monkeypatch.setattr(type(module), "trainer", property(lambda self: self._trainer))
+        if refused:
+            with pytest.raises(ConfigError, match="loss-scaled"):
+                module.configure_optimizers()
+        else:
+            module.configure_optimizers()
+
+
 def test_learning_rate_schedules():
     linear = LRSchedule("linear", decay_kimg=4)
     assert [linear.factor(k, 10) for k in (0, 6, 8, 10, 12)] == [1, 1, 0.5, 0, 0]
