@@ -97,8 +97,9 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
         assert record["value"] == statistics.fmean(values)
         assert record["std"] == statistics.stdev(values)
     assert "| adain | 2 |" in printed and " ± " in printed
-    # a row's overrides are named in the table (CoCosNet: the shipped model's widths)
-    assert "| cocosnet (ngf 8, spade_hidden 16) | 2 |" in printed
+    # a row's overrides are named in the table (CoCosNet: the shipped model's widths and its
+    # learning-rate decay)
+    assert "| cocosnet (ngf 8, spade_hidden 16, decay_kimg 6) | 2 |" in printed
     # the registry's records rebuild the same table, and the README block includes it
     assert table(from_registry(records)) == table(results)
     registry = tmp_path / "experiments"
@@ -125,7 +126,8 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
     measured = entry["configs"]["demo.yaml"]["measured"]
     assert [r["checkpoint_sha256"] for r in measured
             if r["metric"] == "leaderboard/cocosnet/epe"] == ["other"]
-    assert "| cocosnet (ngf 8, spade_hidden 16) | 1 |" in "\n".join(leaderboard_table(registry))
+    assert "| cocosnet (ngf 8, spade_hidden 16, decay_kimg 6) | 1 |" in "\n".join(
+        leaderboard_table(registry))
 
     # changed settings (here an override; an edited config alike) retrain instead of reusing
     monkeypatch.setitem(ROWS, "adain", replace(ROWS["adain"],
