@@ -489,11 +489,11 @@ class GANModule(L.LightningModule):
         if grads:
             max_norm = getattr(self, "_clip_norms", {}).get(phase.network)
             if max_norm is None:
-                self.check_finite(phase, "gradient",
-                                  torch.stack(torch._foreach_norm(grads)).sum())
+                norm = torch.stack(torch._foreach_norm(grads)).sum()
             else:  # the same on every rank: the gradients were averaged first
-                self.last_grad_norm = nn.utils.clip_grad_norm_(parameters, max_norm).detach()
-                self.check_finite(phase, "gradient", self.last_grad_norm)
+                norm = self.last_grad_norm = nn.utils.clip_grad_norm_(parameters,
+                                                                      max_norm).detach()
+            self.check_finite(phase, "gradient", norm)
         optimizer.step()
         # the step has used them: freed now, not kept through the other networks' phases
         optimizer.zero_grad(set_to_none=True)
