@@ -38,6 +38,13 @@ def swap_truth_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Ten
                         for i in range(num_pairs)])
 
 
+def swap_texture_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Tensor:
+    """``num_pairs x size x size`` label maps of the texture images of
+    :func:`swap_pairs_with_truth`."""
+    return torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i + 1)[0], 0, size)[1])
+                        .long() for i in range(num_pairs)])
+
+
 class GroundTruthSwapError(KimgScheduledCallback):
     """Logs ``swap/l1_to_true_swap`` (and ``swap/lpips_to_true_swap`` when ``lpips_net`` is
     set), ``swap/structure_accuracy`` and ``swap/texture_accuracy`` (:mod:`callbacks.accuracy`)

@@ -24,7 +24,7 @@ from torch.utils.data import default_collate
 from callbacks.accuracy import ground_truth_scores
 from callbacks.exemplar_error import end_point_errors, identity_field
 from callbacks.layout import structure_similarity
-from callbacks.swap_error import swap_pairs_with_truth, swap_truth_labels
+from callbacks.swap_error import swap_pairs_with_truth, swap_texture_labels, swap_truth_labels
 from datamodules.keys import EXEMPLAR, EXEMPLAR_FLOW, INPUT, LABEL, TRUTH
 from lightning_modules.errors import ConfigError
 
@@ -54,6 +54,18 @@ def _with_baselines(output: torch.Tensor, structure: torch.Tensor, texture: torc
 def _pairs(pairs: int, size: int) -> tuple[torch.Tensor, ...]:
     return (*swap_pairs_with_truth(pairs, size, EVALUATION_SEED),
             swap_truth_labels(pairs, size, EVALUATION_SEED))
+
+
+def shown_region_fraction(pairs: int = 64, size: int = 64, seed: int = EVALUATION_SEED
+                          ) -> torch.Tensor:
+    """Per swap / style pair, the fraction of the truth's regions whose label the texture image
+    also shows: the texture accuracy that reading the texture image perfectly guarantees. The
+    other regions' palettes cannot be read off it (each label draws its own saturation and
+    value; only its hue follows the texture's base hue), so the truth's 1.0 is out of reach."""
+    truth_labels = swap_truth_labels(pairs, size, seed)
+    texture_labels = swap_texture_labels(pairs, size, seed)
+    return torch.stack([torch.isin(truth.unique(), texture.unique()).float().mean()
+                        for truth, texture in zip(truth_labels, texture_labels, strict=True)])
 
 
 @torch.no_grad()

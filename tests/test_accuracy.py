@@ -89,3 +89,32 @@ def test_swap_truth_labels_are_the_structure_images_layout():
     structure_seed, texture_seed = image_seeds(5, 4)   # pair 2's structure image
     assert torch.equal(labels[2], torch.from_numpy(render(structure_seed, texture_seed,
                                                           32)[1]).long())
+
+
+def test_reading_the_texture_image_perfectly_scores_the_shown_region_fraction():
+    """An oracle that copies the truth's palette wherever the texture image shows the region's
+    label, and draws the other regions in another texture, scores at least the shown fraction
+    on every pair, and above it only where a guessed palette happens to match."""
+    from datamodules.synthetic import image_seeds, render
+    from datamodules.transforms import to_image_tensor
+    from experiments.ground_truth import shown_region_fraction
+
+    pairs, size, seed = 12, 64, 54321
+    _, _, truth = swap_pairs_with_truth(pairs, size, seed)
+    labels = swap_truth_labels(pairs, size, seed)
+    texture_labels = torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i + 1)[0], 0,
+                                                          size)[1]).long()
+                                  for i in range(pairs)])
+    guessed = torch.stack([to_image_tensor(render(image_seeds(seed, 2 * i)[0],
+                                                  image_seeds(seed + 1, i)[1], size)[0])
+                           for i in range(pairs)])
+    shown = torch.stack([torch.isin(label_map, texture.unique())
+                         for label_map, texture in zip(labels, texture_labels, strict=True)])
+    oracle = torch.where(shown[:, None], truth, guessed)
+
+    fraction = shown_region_fraction(pairs, size, seed)
+    accuracy = texture_accuracy(oracle, truth, labels)
+    assert 0 < fraction.mean() < 1 and (fraction < 1).any()
+    assert (accuracy >= fraction - 1e-6).all()
+    assert accuracy.mean() < fraction.mean() + 0.15
+    assert texture_accuracy(guessed, truth, labels).mean() < fraction.mean() - 0.3
