@@ -31,18 +31,22 @@ def swap_pairs_with_truth(num_pairs: int, size: int, seed: int = 12345,
     return stack(structures), stack(textures), stack(truths)
 
 
+def _image_labels(num_pairs: int, size: int, seed: int, which: int) -> torch.Tensor:
+    """``num_pairs x size x size`` label maps of image ``2 i + which`` of every pair."""
+    return torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i + which)[0], 0, size)[1])
+                        .long() for i in range(num_pairs)])
+
+
 def swap_truth_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Tensor:
     """``num_pairs x size x size`` label maps of the true swaps of
     :func:`swap_pairs_with_truth` (the structure image's layout)."""
-    return torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i)[0], 0, size)[1]).long()
-                        for i in range(num_pairs)])
+    return _image_labels(num_pairs, size, seed, 0)
 
 
 def swap_texture_labels(num_pairs: int, size: int, seed: int = 12345) -> torch.Tensor:
     """``num_pairs x size x size`` label maps of the texture images of
     :func:`swap_pairs_with_truth`."""
-    return torch.stack([torch.from_numpy(render(image_seeds(seed, 2 * i + 1)[0], 0, size)[1])
-                        .long() for i in range(num_pairs)])
+    return _image_labels(num_pairs, size, seed, 1)
 
 
 class GroundTruthSwapError(KimgScheduledCallback):
