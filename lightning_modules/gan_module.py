@@ -51,6 +51,7 @@ from lightning_modules.distributed import (
 from lightning_modules.errors import ConfigError, CorrlabError
 from lightning_modules.layers.ema import ema_beta, update_ema
 from lightning_modules.layout import LayoutProbe, set_layout
+from lightning_modules.optimizers import MOMENT_FREE
 
 # EMA copies are frozen and in eval mode on purpose; Lightning warns about any eval module.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -174,13 +175,16 @@ def lazy_regularization_ratio(interval: int) -> float:
 def make_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
     """The spec's optimizer with the lazy-regularization correction. Adam and AdamW use
     PyTorch's fused kernel (one pass over each parameter's state instead of a handful of
-    element-wise ops; CPU and GPU alike) unless ``kwargs`` say otherwise."""
+    element-wise ops; CPU and GPU alike) unless ``kwargs`` say otherwise; at ``beta1 = 0``
+    they keep no first-moment buffer (:mod:`lightning_modules.optimizers`: the same update)."""
     cls = optimizer_class(spec.optimizer)
     ratio = lazy_regularization_ratio(spec.reg_interval)
     options: dict[str, Any] = {"lr": spec.lr * ratio}
     if issubclass(cls, (torch.optim.Adam, torch.optim.AdamW)):
         options.update(betas=(float(spec.betas[0]) ** ratio, float(spec.betas[1]) ** ratio),
                        eps=spec.eps, fused=True)
+        if options["betas"][0] == 0.0:
+            cls = MOMENT_FREE.get(cls, cls)
     return cls(spec.parameters(), **{**options, **spec.kwargs})
 
 

@@ -168,7 +168,7 @@ def test_channels_last_auto_times_both_layouts_and_keeps_the_faster(
     assert layouts[0::2] == [False] * 4 + [True] * 4
     assert weight.is_contiguous(memory_format=torch.channels_last) == chose_channels_last
     assert weight.is_contiguous() != chose_channels_last
-    state = fit.optimizers[0].state[weight]["exp_avg"]
+    state = fit.optimizers[0].state[weight]["exp_avg_sq"]
     assert state.stride() == weight.stride()
     fit.save_checkpoint(tmp_path / "auto.ckpt")
     saved = torch.load(tmp_path / "auto.ckpt", weights_only=False)["corrlab"]
