@@ -83,3 +83,24 @@ def test_cocosnet_memory_benchmark_contenders_compute_the_same_thing():
     from experiments.benchmarks.cocosnet_memory import max_difference
 
     assert max_difference(4, ["dense", "sdpa", "chunked", "dense+checkpoint"]) < 1e-6
+
+
+def test_peak_tensor_memory_counts_live_tensors_and_the_highest_point_of_a_step():
+    from experiments.benchmarks.report import peak_tensor_gib
+
+    mib = 2**20
+    held = torch.nn.Parameter(torch.zeros(64 * mib // 4))  # 64 MiB alive before the step
+    held.grad = torch.zeros_like(held)  # another 64 MiB, reachable only through .grad
+
+    def step():
+        first = torch.ones(32 * mib // 4)  # +32
+        second = first * 2  # +32: the highest point, 64 MiB above the start
+        del first, second
+        kept = torch.zeros(16 * mib // 4)  # +16 after both were freed
+        return kept
+
+    other = peak_tensor_gib(lambda: None) * 2**30  # whatever else this process holds
+    peak = peak_tensor_gib(step) * 2**30
+    assert peak - other == pytest.approx(64 * mib, abs=mib)
+    del held
+    assert peak_tensor_gib(lambda: None) * 2**30 == pytest.approx(other - 128 * mib, abs=mib)

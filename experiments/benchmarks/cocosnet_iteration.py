@@ -15,7 +15,11 @@ loss term of that command (G step with correspondence, VGG feature matching, per
 contextual, domain alignment, warped mask, GAN and D feature matching; then the D step), each
 with its Adam update. The official VGG-19 file (``vgg19_conv.pth``) is not available here, so
 its loss network holds the same Caffe VGG-19 weights corrlab uses (timing does not depend on
-their values). Each contender runs in its own process (peak RSS = its high-water mark).
+their values). Each contender runs in its own process. Two memory figures: the RSS high-water
+mark of that process during the timed iterations, and the peak live tensor memory of one more
+(profiled) iteration (:func:`~experiments.benchmarks.report.peak_tensor_gib`, the CPU
+counterpart of ``torch.cuda.max_memory_allocated``: what a GPU would hold, without the
+process's code and the allocator's free lists).
 
 corrlab flushes subnormal floats to zero (``lightning_modules.numerics``); the official code
 does not. A third contender, the official code in a process that flushes them
@@ -46,7 +50,7 @@ import torch.nn.functional as F
 
 import lightning_modules.numerics  # noqa: F401  (first: flushes subnormals as its env says)
 from experiments.benchmarks.cocosnet_memory import training_iteration
-from experiments.benchmarks.report import emit, environment, median_seconds
+from experiments.benchmarks.report import emit, environment, median_seconds, peak_tensor_gib
 
 README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter 100 "
                   "--niter_decay 100 --use_attention --maskmix --warp_mask_losstype direct "
@@ -199,8 +203,9 @@ def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
                 fp32_iteration()
 
     seconds = median_seconds(iteration, repeats)
-    return {"iteration_s": seconds,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # before profiling
+    return {"iteration_s": seconds, "peak_rss_gib": rss,
+            "peak_tensor_gib": peak_tensor_gib(iteration)}
 
 
 def main() -> None:
@@ -254,21 +259,27 @@ def main() -> None:
              f"{theirs['iteration_s'] / ours['iteration_s']:.2f}x faster |",
              f"| peak RSS | {theirs['peak_rss_gib']:.2f} GiB | {flushed['peak_rss_gib']:.2f} GiB | "
              f"{ours['peak_rss_gib']:.2f} GiB | "
-             f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |"]
+             f"{ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x |",
+             f"| peak tensor memory | {theirs['peak_tensor_gib']:.2f} GiB | "
+             f"{flushed['peak_tensor_gib']:.2f} GiB | {ours['peak_tensor_gib']:.2f} GiB | "
+             f"{ours['peak_tensor_gib'] / theirs['peak_tensor_gib']:.2f}x |"]
     if args.bf16:
         bf16 = results["corrlab-bf16"]
         lines += ["", f"corrlab under bf16 autocast (--trainer.precision bf16-mixed): iteration "
                       f"{bf16['iteration_s']:.2f} s "
                       f"({theirs['iteration_s'] / bf16['iteration_s']:.2f}x faster than the "
                       f"official fp32 one), peak RSS {bf16['peak_rss_gib']:.2f} GiB "
-                      f"({bf16['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x); largest relative "
+                      f"({bf16['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x), peak tensor "
+                      f"memory {bf16['peak_tensor_gib']:.2f} GiB; largest relative "
                       f"output difference to the official fp32 outputs {bf16_difference:.1e}"]
     if args.checkpoint:
         lean = results["corrlab-checkpoint"]
         lines += ["", f"corrlab with checkpoint_activations: iteration {lean['iteration_s']:.2f} s "
                       f"({theirs['iteration_s'] / lean['iteration_s']:.2f}x the official speed), "
                       f"peak RSS {lean['peak_rss_gib']:.2f} GiB "
-                      f"({lean['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x)"]
+                      f"({lean['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x), peak tensor memory "
+                      f"{lean['peak_tensor_gib']:.2f} GiB "
+                      f"({lean['peak_tensor_gib'] / theirs['peak_tensor_gib']:.2f}x)"]
     emit(lines, args.markdown)
 
 

@@ -8,7 +8,8 @@ generator's blocks recompute their activations in the backward pass).
         [--strides 4,2] [--memories dense,sdpa,chunked,dense+checkpoint] [--ngf 64]
         [--repeats 1] [--markdown OUT.md]
 
-Each contender is a fresh process (its RSS high-water mark is its peak memory) holding the
+Each contender is a fresh process (its RSS high-water mark is one peak memory; the other is
+the peak live tensor memory of a profiled iteration, ``report.peak_tensor_gib``) holding the
 ADE20k architecture (151 semantic channels, ngf / ndf 64, SPADE hidden 128, attention) at
 ``--size`` px; an iteration is the G step (correspondence, generator, every official loss term
 with the Caffe VGG-19) and the D step, each with its Adam update. ``warp_stride 2`` puts the
@@ -28,7 +29,13 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from experiments.benchmarks.report import emit, environment, median_seconds, phase_runner
+from experiments.benchmarks.report import (
+    emit,
+    environment,
+    median_seconds,
+    peak_tensor_gib,
+    phase_runner,
+)
 
 LABELS = 150
 
@@ -73,11 +80,11 @@ def training_iteration(module, data: dict):
 
 
 def contender(memory: str, stride: int, size: int, batch: int, ngf: int, repeats: int) -> dict:
-    seconds = median_seconds(training_iteration(model(memory, stride, ngf),
-                                                batch_of(size, batch)), repeats)
+    iteration = training_iteration(model(memory, stride, ngf), batch_of(size, batch))
+    seconds = median_seconds(iteration, repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     return {"iteration_s": seconds, "peak_rss_gib": peak,
-            "positions": (size // stride) ** 2}
+            "peak_tensor_gib": peak_tensor_gib(iteration), "positions": (size // stride) ** 2}
 
 
 def max_difference(stride: int, memories: list[str]) -> float:
@@ -120,7 +127,8 @@ def main() -> None:
     lines = [f"CoCosNet training iteration (G + D step), ADE20k architecture (ngf {args.ngf}), "
              f"{args.size} px, batch {args.batch}; {environment()}", "",
              "| warp stride | positions | correspondence | iteration | peak RSS | "
-             "vs dense |", "|---:|---:|---|---:|---:|---:|"]
+             "vs dense | peak tensor memory | vs dense |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|"]
     notes = []
     for stride in (int(s) for s in args.strides.split(",")):
         notes.append(f"stride {stride}: largest relative difference to dense (warp, gradients) "
@@ -133,14 +141,16 @@ def main() -> None:
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
                 lines.append(f"| {stride} | {(args.size // stride) ** 2} | {memory} | failed "
-                             f"(exit {done.returncode}) | | |")
+                             f"(exit {done.returncode}) | | | | |")
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            dense_peak = result["peak_rss_gib"] if memory == "dense" else dense_peak
-            ratio = f"{result['peak_rss_gib'] / dense_peak:.2f}x" if dense_peak else ""
+            dense_peak = result if memory == "dense" else dense_peak
+            ratio = {key: f"{result[key] / dense_peak[key]:.2f}x" if dense_peak else ""
+                     for key in ("peak_rss_gib", "peak_tensor_gib")}
             lines.append(f"| {stride} | {result['positions']} | {memory} | "
                          f"{result['iteration_s']:.1f} s | {result['peak_rss_gib']:.2f} GiB | "
-                         f"{ratio} |")
+                         f"{ratio['peak_rss_gib']} | {result['peak_tensor_gib']:.2f} GiB | "
+                         f"{ratio['peak_tensor_gib']} |")
     emit(lines + [""] + notes, args.markdown)
 
 

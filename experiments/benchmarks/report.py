@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,3 +68,53 @@ def median_seconds(step: Callable[[], object], repeats: int) -> float:
         step()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def live_tensor_bytes() -> int:
+    """Bytes of the tensor storages reachable from Python (each once), with the gradients of
+    those tensors."""
+    import gc
+
+    storages: dict[int, int] = {}
+
+    def add(tensor: torch.Tensor | None) -> None:
+        if tensor is not None and tensor.device.type == "cpu" and not tensor.is_meta:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr():
+                storages[storage.data_ptr()] = storage.nbytes()
+
+    with warnings.catch_warnings():  # isinstance on deprecated torch objects warns
+        warnings.simplefilter("ignore")
+        tensors = [thing for thing in gc.get_objects() if isinstance(thing, torch.Tensor)]
+    for tensor in tensors:
+        add(tensor)
+        add(tensor.grad)
+    return sum(storages.values())
+
+
+def peak_tensor_gib(step: Callable[[], object]) -> float:
+    """Peak live tensor memory (GiB, CPU) during one call of ``step``: the tensors alive before
+    it (:func:`live_tensor_bytes`) plus the highest running sum of the allocations and frees
+    the profiler records during the call. The CPU counterpart of ``torch.cuda.
+    max_memory_allocated``, what a GPU would have to hold: unlike the RSS high-water mark it
+    leaves out the process's code and the allocator's free memory."""
+    import gc
+
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    gc.collect()
+    before = live_tensor_bytes()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    changes, pending = [], list(profiler.profiler.kineto_results.experimental_event_tree())
+    while pending:
+        event = pending.pop()
+        if event.tag == _EventType.Allocation and event.extra_fields.device.type == "cpu":
+            changes.append((event.start_time_ns, event.extra_fields.alloc_size))
+        pending.extend(event.children)
+    running = peak = 0
+    for _, size in sorted(changes):
+        running += size
+        peak = max(peak, running)
+    return (before + peak) / 2**30
