@@ -441,3 +441,45 @@ def test_shipped_model_is_the_leaderboard_row_trained_for_its_budget():
     assert scores["trained"]["texture_accuracy"] > scores["initial"]["texture_accuracy"]
     assert scores["trained"]["structure_accuracy"] > scores["initial"]["structure_accuracy"]
     assert scores["trained"]["epe"] < scores["initial"]["epe"]
+
+
+def test_generator_skipping_absent_classes_gives_the_same_image_and_gradients():
+    """The stem and SPADE trunks convolve only the classes present; the full convolution over
+    all one-hot channels gives the same output and gradients (absent classes' weights get a
+    zero gradient either way)."""
+    from lightning_modules.cocosnet.networks import TranslationGenerator
+    from lightning_modules.layers.modulation import drop_zero_constant_channels
+
+    classes, present = 12, [2, 5, 6, 11]
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor(present)[torch.randint(0, len(present), (2, 8, 8),
+                                                 generator=generator)]
+    labels = labels.repeat_interleave(8, 1).repeat_interleave(8, 2)  # 64 x 64 regions
+    one_hot = F.one_hot(labels, classes).permute(0, 3, 1, 2).float()
+    warped = torch.randn(2, 3, 64, 64, generator=generator)
+    kept, channels = drop_zero_constant_channels(torch.cat([warped, one_hot], 1), 3)
+    assert channels.tolist() == [0, 1, 2] + [3 + c for c in present]
+    assert torch.equal(kept, torch.cat([warped, one_hot[:, present]], 1))
+    results = {}
+    for constant_from in (3, None):
+        torch.manual_seed(0)
+        network = TranslationGenerator(3 + classes, ngf=4, spade_hidden=8,
+                                       constant_from=constant_from).eval()
+        exemplar_part = warped.clone().requires_grad_()
+        output = network(torch.cat([exemplar_part, one_hot], 1))
+        (output * torch.linspace(-1, 1, output.numel()).view_as(output)).sum().backward()
+        results[constant_from] = (output.detach(), exemplar_part.grad, {
+            name: p.grad for name, p in network.named_parameters()})
+    (output, exemplar_grad, grads), (full_output, full_exemplar_grad, full_grads) = \
+        results[3], results[None]
+    torch.testing.assert_close(output, full_output, rtol=1e-5, atol=1e-6)
+    # float rounding differs (other summation orders): tolerances relative to each tensor
+    torch.testing.assert_close(exemplar_grad, full_exemplar_grad, rtol=1e-4,
+                               atol=1e-5 * float(full_exemplar_grad.abs().max()))
+    assert grads.keys() == full_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, full_grads[name], rtol=1e-4,
+                                   atol=1e-5 * float(full_grads[name].abs().max()), msg=name)
+    absent = [3 + c for c in range(classes) if c not in present]
+    trunk_grad = grads["blocks.0.norm_0.shared.0.weight"]
+    assert trunk_grad[:, absent].abs().max() == 0 and trunk_grad[:, 3:].abs().max() > 0

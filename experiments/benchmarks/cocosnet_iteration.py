@@ -2,7 +2,8 @@
 same architecture, same weights, same inputs.
 
     python experiments/benchmarks/cocosnet_iteration.py --official DIR [--size 256]
-        [--batch 1] [--ngf 64] [--repeats 1] [--bf16] [--checkpoint] [--markdown OUT.md]
+        [--batch 1] [--ngf 64] [--repeats 1] [--classes N] [--bf16] [--checkpoint]
+        [--markdown OUT.md]
 
 ``DIR`` is a copy of the official repository outside this one (never committed), with
 ``sync_batchnorm/`` (vacancy/Synchronized-BatchNorm-PyTorch) in ``models/networks/`` as its
@@ -116,10 +117,15 @@ def official_optimizers(model, opt) -> tuple[torch.optim.Adam, torch.optim.Adam]
             torch.optim.Adam(model.net["netD"].parameters(), lr=opt.lr * 2, betas=(0.0, 0.9)))
 
 
-def official_data(size: int, batch: int) -> dict:
+def official_data(size: int, batch: int, classes: int | None = None) -> dict:
+    """Random label maps (regions of ``classes`` random classes; None: of all 151 classes,
+    most of which then appear) and random images."""
     generator = torch.Generator().manual_seed(1)
-    coarse = torch.randn(batch, LABELS + 1, 8, 8, generator=generator)
-    label = F.interpolate(coarse, size=(size, size), mode="bilinear").argmax(1, keepdim=True)
+    chosen = (torch.arange(LABELS + 1) if classes is None
+              else torch.randperm(LABELS + 1, generator=generator)[:classes])
+    coarse = torch.randn(batch, len(chosen), 8, 8, generator=generator)
+    label = chosen[F.interpolate(coarse, size=(size, size), mode="bilinear").argmax(
+        1, keepdim=True)]
     return {"label": label, "label_ref": label.flip(-1),
             "image": torch.rand(batch, 3, size, size, generator=generator) * 2 - 1,
             "ref": torch.rand(batch, 3, size, size, generator=generator) * 2 - 1,
@@ -177,9 +183,9 @@ def compare(official, module, data: dict, bf16: bool = False) -> float:
 
 
 def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
-              repeats: int) -> dict:
+              repeats: int, classes: int | None = None) -> dict:
     official, opt = official_model(official_dir, size, batch, ngf)
-    data = official_data(size, batch)
+    data = official_data(size, batch, classes)
     if name.startswith("official"):
         official.train()
         optimizer_g, optimizer_d = official_optimizers(official, opt)
@@ -221,13 +227,20 @@ def main() -> None:
                              "bf16-mixed)")
     parser.add_argument("--checkpoint", action="store_true",
                         help="also time corrlab with checkpoint_activations: true")
+    parser.add_argument("--classes", type=int,
+                        help="label maps with this many classes (ADE20k images average 10.5, "
+                             "Zhou et al. 2019); default: random maps over all 151, of which "
+                             "most appear (117 at 256 px)")
     parser.add_argument("--markdown")
     parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     common = ["--size", str(args.size), "--batch", str(args.batch), "--ngf", str(args.ngf)]
+    if args.classes:
+        common += ["--classes", str(args.classes)]
+    present = official_data(args.size, args.batch, args.classes)["label"].unique().numel()
     if args.contender:
         print(json.dumps(contender(args.contender, args.official, args.size, args.batch,
-                                   args.ngf, args.repeats)))
+                                   args.ngf, args.repeats, args.classes)))
         return
     here = Path.cwd()
     # the official correspondence needs ngf 64 (its hard-coded feature_channel)
@@ -249,7 +262,8 @@ def main() -> None:
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
     theirs, flushed, ours = results["official"], results["official-flushed"], results["corrlab"]
     lines = [f"CoCosNet training iteration (G + D step), ADE20k README options, ngf/ndf "
-             f"{args.ngf}, {args.size} px, batch {args.batch}; {environment()}",
+             f"{args.ngf}, {args.size} px, batch {args.batch}, label maps with {present} of "
+             f"{LABELS + 1} classes; {environment()}",
              f"largest relative output difference, corrlab vs official (64 px, same "
              f"weights): {difference:.1e}", "",
              "| | official | official, subnormals flushed | corrlab | corrlab vs official |",

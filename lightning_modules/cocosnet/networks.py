@@ -15,6 +15,7 @@ from torch import nn
 
 from lightning_modules.layers.checkpointing import maybe_checkpointed
 from lightning_modules.layers.discriminators import MultiScalePatchDiscriminator
+from lightning_modules.layers.modulation import drop_zero_constant_channels
 from lightning_modules.layers.spade import SelfAttention, SPADEResBlock
 
 #: (in, out) width in units of ngf, and whether the block is preceded by 2x up-sampling
@@ -36,13 +37,21 @@ class TranslationGenerator(nn.Module):
         spectral_norm: on the blocks' and the attention's convs.
         checkpoint_activations: each block (and the attention) keeps only its inputs for
             the backward pass, which recomputes the rest (less memory, same gradients).
+        constant_from: the condition's channels from this one on are data (the input's label
+            map, no gradient); those zero over the batch (absent classes) are left out of every
+            SPADE trunk's convolution, which gives the same values and
+            gradients for work in proportion to the classes present
+            (:func:`~lightning_modules.layers.modulation.drop_zero_constant_channels`). None:
+            convolve every channel.
     """
 
     def __init__(self, condition_channels: int, ngf: int = 64, use_attention: bool = True,
                  spade_hidden: int = 128, spade_norm: str = "positional",
-                 spectral_norm: bool = True, checkpoint_activations: bool = False) -> None:
+                 spectral_norm: bool = True, checkpoint_activations: bool = False,
+                 constant_from: int | None = 3) -> None:
         super().__init__()
         self.checkpoint_activations = checkpoint_activations
+        self.constant_from = constant_from
         self.stem = nn.Conv2d(condition_channels, 16 * ngf, 3, padding=1)
         self.blocks = nn.ModuleList(
             SPADEResBlock(cin * ngf, cout * ngf, condition_channels, spade_hidden, spade_norm,
@@ -58,13 +67,16 @@ class TranslationGenerator(nn.Module):
                              f"{height} x {width}")
         x = self.stem(F.interpolate(condition, size=(height // 32, width // 32),
                                     mode="nearest"))
+        channels = None
+        if self.constant_from is not None:
+            condition, channels = drop_zero_constant_channels(condition, self.constant_from)
         for index, (block, (_, _, up)) in enumerate(zip(self.blocks, GENERATOR_BLOCKS,
                                                         strict=True)):
             if up:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             if index == ATTENTION_BEFORE and self.attention is not None:
                 x = maybe_checkpointed(self.checkpoint_activations, self.attention, x)
-            x = maybe_checkpointed(self.checkpoint_activations, block, x, condition)
+            x = maybe_checkpointed(self.checkpoint_activations, block, x, condition, channels)
         return torch.tanh(self.to_image(F.leaky_relu(x, 0.2)))
 
 

@@ -182,6 +182,16 @@ class PositionalNorm2d(nn.Module):
 SPADE_NORMS = ("instance", "batch", "positional")
 
 
+class ChannelSubsetConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose input may hold only some of its input channels: ``forward(x,
+    channels)`` convolves ``x`` (``len(channels)`` channels) with those weight columns
+    (:func:`drop_zero_constant_channels`); ``channels=None`` is the plain convolution."""
+
+    def forward(self, x: torch.Tensor, channels: torch.Tensor | None = None) -> torch.Tensor:
+        weight = self.weight if channels is None else self.weight.index_select(1, channels)
+        return self._conv_forward(x, weight, self.bias)
+
+
 class SPADE(nn.Module):
     """``SPADE(x, m) = norm(x) * (1 + gamma(m)) + beta(m)``: parameter-free normalisation
     (``instance``, ``batch`` or ``positional``, the latter CoCosNet's PONO) modulated per pixel
@@ -203,15 +213,37 @@ class SPADE(nn.Module):
         def conv(cin: int, cout: int) -> nn.Conv2d:
             return nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode)
 
-        self.shared = nn.Sequential(conv(label_channels, hidden), nn.ReLU())
+        trunk = ChannelSubsetConv2d(label_channels, hidden, 3, padding=1,
+                                    padding_mode=padding_mode)
+        self.shared = nn.Sequential(trunk, nn.ReLU())
         self.gamma = conv(hidden, channels)
         self.beta = conv(hidden, channels)
 
-    def modulation(self, segmentation: torch.Tensor, size: tuple[int, int]
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.shared(F.interpolate(segmentation, size=size, mode="nearest"))
+    def modulation(self, segmentation: torch.Tensor, size: tuple[int, int],
+                   channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``channels``: the segmentation holds only these channels of the one the trunk was
+        built for (:func:`drop_zero_constant_channels`); the others were zero."""
+        segmentation = F.interpolate(segmentation, size=size, mode="nearest")
+        features = self.shared[1](self.shared[0](segmentation, channels))
         return self.gamma(features), self.beta(features)
 
-    def forward(self, x: torch.Tensor, segmentation: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.modulation(segmentation, x.shape[2:])
+    def forward(self, x: torch.Tensor, segmentation: torch.Tensor,
+                channels: torch.Tensor | None = None) -> torch.Tensor:
+        gamma, beta = self.modulation(segmentation, x.shape[2:], channels)
         return self.norm(x) * (1.0 + gamma) + beta
+
+
+def drop_zero_constant_channels(condition: torch.Tensor, constant_from: int
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(condition[:, kept], kept)``: every channel before ``constant_from``, and those from it
+    on that are non-zero somewhere in the batch. For condition maps whose channels from
+    ``constant_from`` on are constants (a one-hot label map: no gradient flows into them), a
+    convolution over the kept channels with the matching weight columns equals the full one,
+    values and gradients, since a zero channel adds nothing to the output or to the weight's
+    gradient; its cost follows the classes present (a few dozen of ADE20k's 151) instead of
+    all."""
+    constant = condition[:, constant_from:].detach()
+    present = constant.transpose(0, 1).reshape(constant.shape[1], -1).ne(0).any(dim=1)
+    kept = torch.cat([torch.arange(constant_from, device=condition.device),
+                      constant_from + present.nonzero().flatten()])
+    return condition.index_select(1, kept), kept

@@ -51,10 +51,13 @@ class SPADEResBlock(nn.Module):
             self.conv_s = conv2d(in_channels, out_channels, 1, bias=False,
                                  spectral_norm=spectral_norm)
 
-    def forward(self, x: torch.Tensor, segmentation: torch.Tensor) -> torch.Tensor:
-        shortcut = self.conv_s(self.norm_s(x, segmentation)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmentation), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmentation), 0.2))
+    def forward(self, x: torch.Tensor, segmentation: torch.Tensor,
+                channels: torch.Tensor | None = None) -> torch.Tensor:
+        """``channels``: see :meth:`~lightning_modules.layers.modulation.SPADE.modulation`."""
+        shortcut = (self.conv_s(self.norm_s(x, segmentation, channels))
+                    if self.learned_shortcut else x)
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmentation, channels), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmentation, channels), 0.2))
         return shortcut + dx
 
 
