@@ -135,6 +135,8 @@ bench: venv
 		--markdown runs/bench/adaconv_iteration.md
 	$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_memory.py \
 		--markdown runs/bench/cocosnet_memory.md
+	$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_generator.py \
+		--markdown runs/bench/cocosnet_generator.md
 	$(if $(OFFICIAL_COCOSNET),$(TUNED_MALLOC) $(PY) experiments/benchmarks/cocosnet_iteration.py \
 		--official $(OFFICIAL_COCOSNET) --markdown runs/bench/cocosnet_iteration.md)
 	$(if $(and $(OFFICIAL_CDC),$(ROSINALITY)),$(TUNED_MALLOC) $(PY) \
