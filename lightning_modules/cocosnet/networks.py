@@ -41,8 +41,8 @@ class TranslationGenerator(nn.Module):
             map, no gradient); those zero over the batch (absent classes) are left out of every
             SPADE trunk's convolution, which gives the same values and
             gradients for work in proportion to the classes present
-            (:func:`~lightning_modules.layers.modulation.drop_zero_constant_channels`). None:
-            convolve every channel.
+            (:func:`~lightning_modules.layers.modulation.drop_zero_constant_channels`; not
+            under ``torch.compile``). None: convolve every channel.
     """
 
     def __init__(self, condition_channels: int, ngf: int = 64, use_attention: bool = True,
@@ -68,7 +68,8 @@ class TranslationGenerator(nn.Module):
         x = self.stem(F.interpolate(condition, size=(height // 32, width // 32),
                                     mode="nearest"))
         channels = None
-        if self.constant_from is not None:
+        # (not under torch.compile: a data-dependent channel count would recompile the graph)
+        if self.constant_from is not None and not torch.compiler.is_compiling():
             condition, channels = drop_zero_constant_channels(condition, self.constant_from)
         for index, (block, (_, _, up)) in enumerate(zip(self.blocks, GENERATOR_BLOCKS,
                                                         strict=True)):
