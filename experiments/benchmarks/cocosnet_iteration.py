@@ -22,6 +22,12 @@ mark of that process during the timed iterations, and the peak live tensor memor
 counterpart of ``torch.cuda.max_memory_allocated``: what a GPU would hold, without the
 process's code and the allocator's free lists).
 
+Each contender also counts its iteration's FLOPs (``torch.utils.flop_counter``'s formulas, as the
+Swapping Autoencoder benchmark) and measures this CPU's 3x3 conv2d rate in its own process
+(``conv_peak_gflops``). Their ratio gives the iteration's FLOP rate as a share of that rate, and
+the time the iteration would take if every FLOP ran at it: a floor no exact change of the code
+can pass without removing FLOPs.
+
 corrlab flushes subnormal floats to zero (``lightning_modules.numerics``); the official code
 does not. A third contender, the official code in a process that flushes them
 (``CORRLAB_FLUSH_DENORMAL=1``), shows how much of the difference that alone makes.
@@ -52,6 +58,7 @@ import torch.nn.functional as F
 import lightning_modules.numerics  # noqa: F401  (first: flushes subnormals as its env says)
 from experiments.benchmarks.cocosnet_memory import training_iteration
 from experiments.benchmarks.report import emit, environment, median_seconds, peak_tensor_gib
+from experiments.benchmarks.swapae_iteration import conv_peak_gflops, counted
 
 README_COMMAND = ("--name ade20k --dataset_mode ade20k --dataroot unused --niter 100 "
                   "--niter_decay 100 --use_attention --maskmix --warp_mask_losstype direct "
@@ -211,7 +218,21 @@ def contender(name: str, official_dir: Path, size: int, batch: int, ngf: int,
     seconds = median_seconds(iteration, repeats)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # before profiling
     return {"iteration_s": seconds, "peak_rss_gib": rss,
-            "peak_tensor_gib": peak_tensor_gib(iteration)}
+            "peak_tensor_gib": peak_tensor_gib(iteration), "flops": counted(iteration),
+            "conv_peak_gflops": conv_peak_gflops()}
+
+
+def work_lines(results: dict[str, dict]) -> list[str]:
+    """FLOPs per iteration, their rate as a share of the contender's conv2d rate, and the time
+    at that rate (the floor), for every contender that ran."""
+    lines = ["", "| | TFLOP / iteration | FLOP rate / conv2d rate | time at the conv2d rate |",
+             "|---|---:|---:|---:|"]
+    for name, result in results.items():
+        peak = result["conv_peak_gflops"] * 1e9
+        lines.append(f"| {name} | {result['flops'] / 1e12:.2f} | "
+                     f"{result['flops'] / result['iteration_s'] / peak:.0%} "
+                     f"(of {peak / 1e9:.0f} GFLOP/s) | {result['flops'] / peak:.2f} s |")
+    return lines
 
 
 def main() -> None:
@@ -294,7 +315,7 @@ def main() -> None:
                       f"({lean['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}x), peak tensor memory "
                       f"{lean['peak_tensor_gib']:.2f} GiB "
                       f"({lean['peak_tensor_gib'] / theirs['peak_tensor_gib']:.2f}x)"]
-    emit(lines, args.markdown)
+    emit(lines + work_lines(results), args.markdown)
 
 
 if __name__ == "__main__":
