@@ -104,3 +104,12 @@ def test_peak_tensor_memory_counts_live_tensors_and_the_highest_point_of_a_step(
     assert peak - other == pytest.approx(64 * mib, abs=mib)
     del held
     assert peak_tensor_gib(lambda: None) * 2**30 == pytest.approx(other - 128 * mib, abs=mib)
+
+
+def test_cocosnet_work_table_gives_the_share_of_the_conv_rate_and_the_time_at_it():
+    from experiments.benchmarks.cocosnet_iteration import work_lines
+
+    lines = work_lines({"official": {"flops": 3e12, "iteration_s": 20.0, "conv_peak_gflops": 300.0},
+                        "corrlab": {"flops": 2e12, "iteration_s": 8.0, "conv_peak_gflops": 500.0}})
+    assert lines[-2] == "| official | 3.00 | 50% (of 300 GFLOP/s) | 10.00 s |"
+    assert lines[-1] == "| corrlab | 2.00 | 50% (of 500 GFLOP/s) | 4.00 s |"
