@@ -131,7 +131,7 @@ def train(name: str, row: Row, seed: int, kimg_scale: float, out: Path) -> dict:
     return finished
 
 
-def score(row: Row, checkpoint: str, pairs: int, samples: int, lpips) -> dict:
+def score(row: Row, checkpoint: str, pairs: int, samples: int, fid_images: int, lpips) -> dict:
     if row.task == "swap":
         return ground_truth.swap_scores(checkpoint, pairs, lpips)
     if row.task == "style":
@@ -141,7 +141,7 @@ def score(row: Row, checkpoint: str, pairs: int, samples: int, lpips) -> dict:
 
         return ground_truth.exemplar_scores(checkpoint, run_data_options(checkpoint), pairs,
                                             lpips)
-    return ground_truth.adaptation_scores(checkpoint, samples)
+    return ground_truth.adaptation_scores(checkpoint, samples, fid_images)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -218,8 +218,18 @@ def records(results: dict) -> list[dict]:
                             "baselines": {answer: scores.get(metric)
                                           for answer, scores in baselines.items()
                                           if scores.get(metric) is not None},
-                            "evaluation_pairs": results["pairs"], **results.get("lpips", {})}})
+                            "evaluation_pairs": results["pairs"],
+                            **adaptation_sizes(entry["task"], results),
+                            **results.get("lpips", {})}})
     return out
+
+
+def adaptation_sizes(task: str, results: dict) -> dict:
+    """An adaptation row's sample and FID reference counts, for its records' provenance
+    (results written before they were recorded have neither)."""
+    if task != "adaptation" or "fid_images" not in results:
+        return {}
+    return {"samples": results["samples"], "fid_reference_images": results["fid_images"]}
 
 
 def from_registry(entries: list[dict]) -> dict:
@@ -254,7 +264,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> str:
     lpips = LPIPS("alex")
     results = {"command": "python -m experiments.leaderboard " + shlex.join(argv),
                "commit": commit(), "hardware": hardware(), "kimg_scale": args.kimg_scale,
-               "pairs": args.pairs, "lpips": lpips.provenance, "rows": {}}
+               "pairs": args.pairs, "samples": args.samples, "fid_images": args.fid_images,
+               "lpips": lpips.provenance, "rows": {}}
     for name in args.rows:
         row = ROWS[name]
         entry = results["rows"][name] = {"config": row.config, "task": row.task,
@@ -263,7 +274,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> str:
             finished = train(name, row, seed, args.kimg_scale, out)
             print(f"{name} seed {seed}: trained {finished['max_kimg']:g} kimg in "
                   f"{finished['train_seconds'] / 60:.1f} min", flush=True)
-            scores = score(row, finished["checkpoint"], args.pairs, args.samples, lpips)
+            scores = score(row, finished["checkpoint"], args.pairs, args.samples,
+                           args.fid_images, lpips)
             entry["max_kimg"] = finished["max_kimg"]
             entry["seeds"][seed] = {**scores, **finished}
     (out / "leaderboard.json").write_text(json.dumps(results, indent=2))
@@ -287,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=64, help="evaluation pairs per row")
     parser.add_argument("--samples", type=int, default=128,
                         help="samples per adaptation checkpoint (layout kept, FID)")
+    parser.add_argument("--fid-images", type=int, default=256,
+                        help="held-out target images each adaptation FID compares against")
     parser.add_argument("--out", default="runs/leaderboard")
     args = parser.parse_args(argv)
     return report_errors(lambda: print(run(args, argv)))

@@ -41,8 +41,16 @@ def test_leaderboard_config_keeps_only_a_final_checkpoint_and_scales_the_budget(
 def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_path: Path,
                                                                             capsys, monkeypatch):
     out = tmp_path / "leaderboard"
-    common = ["--kimg-scale", "0.01", "--pairs", "4", "--samples", "8", "--out", str(out)]
+    common = ["--kimg-scale", "0.01", "--pairs", "4", "--samples", "8", "--fid-images", "16",
+              "--out", str(out)]
     assert main(["--rows", *ROWS, "--seeds", "0", *common]) == 0
+    # adaptation rows record how many samples and FID reference images scored them
+    adaptation = [json.loads(line)["provenance"] for line in
+                  (out / "records.jsonl").read_text().splitlines()
+                  if json.loads(line)["provenance"]["task"] == "adaptation"]
+    assert adaptation and all(provenance["samples"] == 8 and
+                              provenance["fid_reference_images"] == 16
+                              for provenance in adaptation)
     first_done = (out / "adain" / "seed0" / "done.json").read_text()
     # a second call reuses finished runs and adds seed 1
     assert main(["--rows", "adain", "cocosnet", "--seeds", "0", "1", *common]) == 0
