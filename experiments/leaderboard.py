@@ -260,6 +260,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> str:
     unknown = [name for name in args.rows if name not in ROWS]
     if unknown:
         raise ConfigError(f"--rows {unknown}: unknown; choose from {', '.join(ROWS)}")
+    if any(ROWS[name].task == "adaptation" for name in args.rows):
+        for option, value in (("--samples", args.samples), ("--fid-images", args.fid_images)):
+            if value < 2:
+                raise ConfigError(f"{option} {value}: an adaptation row's FID needs at least 2")
     out = Path(args.out)
     lpips = LPIPS("alex")
     results = {"command": "python -m experiments.leaderboard " + shlex.join(argv),

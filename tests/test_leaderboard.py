@@ -147,3 +147,9 @@ def test_leaderboard_on_a_tiny_budget_trains_scores_and_records_every_row(tmp_pa
 def test_leaderboard_names_an_unknown_row(tmp_path: Path, capsys):
     assert main(["--rows", "pix2pix", "--out", str(tmp_path)]) != 0
     assert "pix2pix" in capsys.readouterr().err
+
+
+def test_leaderboard_refuses_too_few_fid_images_before_training(tmp_path: Path, capsys):
+    assert main(["--rows", "adain", "cdc", "--fid-images", "1", "--out", str(tmp_path)]) != 0
+    assert "--fid-images 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained
