@@ -225,9 +225,8 @@ def records(results: dict) -> list[dict]:
 
 
 def adaptation_sizes(task: str, results: dict) -> dict:
-    """An adaptation row's sample and FID reference counts, for its records' provenance
-    (results written before they were recorded have neither)."""
-    if task != "adaptation" or "fid_images" not in results:
+    """An adaptation row's sample and FID reference counts, for its records' provenance."""
+    if task != "adaptation":
         return {}
     return {"samples": results["samples"], "fid_reference_images": results["fid_images"]}
 
