@@ -210,12 +210,10 @@ class SPADE(nn.Module):
         else:
             raise ValueError(f"norm must be one of {SPADE_NORMS}, got '{norm}'")
 
-        def conv(cin: int, cout: int) -> nn.Conv2d:
-            return nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode)
+        def conv(cin: int, cout: int, kind: type[nn.Conv2d] = nn.Conv2d) -> nn.Conv2d:
+            return kind(cin, cout, 3, padding=1, padding_mode=padding_mode)
 
-        trunk = ChannelSubsetConv2d(label_channels, hidden, 3, padding=1,
-                                    padding_mode=padding_mode)
-        self.shared = nn.Sequential(trunk, nn.ReLU())
+        self.shared = nn.Sequential(conv(label_channels, hidden, ChannelSubsetConv2d), nn.ReLU())
         self.gamma = conv(hidden, channels)
         self.beta = conv(hidden, channels)
 
