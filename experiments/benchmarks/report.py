@@ -3,6 +3,7 @@ itself to stdout and optionally to a Markdown file."""
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -73,8 +74,6 @@ def median_seconds(step: Callable[[], object], repeats: int) -> float:
 def live_tensor_bytes() -> int:
     """Bytes of the tensor storages reachable from Python (each once), with the gradients of
     those tensors."""
-    import gc
-
     storages: dict[int, int] = {}
 
     def add(tensor: torch.Tensor | None) -> None:
@@ -98,8 +97,6 @@ def peak_tensor_gib(step: Callable[[], object]) -> float:
     the profiler records during the call. The CPU counterpart of ``torch.cuda.
     max_memory_allocated``, what a GPU would have to hold: unlike the RSS high-water mark it
     leaves out the process's code and the allocator's free memory."""
-    import gc
-
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
